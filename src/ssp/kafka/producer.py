@@ -1,0 +1,119 @@
+"""Send tweet payloads from a source to Kafka, keyed by tweet id.
+
+Every payload goes to the mix topic; those whose text matches the AI keyword list also go to
+the AI topic, as in the original project. Records a source could not decode (``bytes``) are
+sent as they are, so the ingest job's dead-letter table records them instead of them being
+lost here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import orjson
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, NoBrokersAvailable
+
+from ssp.kafka.admin import KafkaUnavailableError
+from ssp.progress import progress_bar
+
+
+@dataclass
+class ProduceSummary:
+    sent: int = 0
+    ai_sent: int = 0
+    undecodable: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self, topic: str, ai_topic: str | None) -> str:
+        ai = f", {self.ai_sent} keyword-matched also to {ai_topic}" if ai_topic else ""
+        bad = f", {self.undecodable} undecodable records passed on for dead-lettering" if self.undecodable else ""
+        return (
+            f"produced {self.sent} tweets to {topic}{ai}{bad}, {self.failed} failed, "
+            f"in {self.seconds:.1f} s ({self.rate:,.0f} tweets/s)"
+        )
+
+
+def payload_key(payload: dict) -> bytes | None:
+    """The tweet id of a v1.1 or v2 payload as the Kafka key, or None when it has none."""
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
+    tweet_id = data.get("id_str") or data.get("id")
+    return str(tweet_id).encode() if tweet_id is not None else None
+
+
+def make_producer(bootstrap: str, *, linger_ms: int = 20, batch_size: int = 256 * 1024, retries: int = 10,
+                  compression_type: str | None = None) -> KafkaProducer:
+    try:
+        return KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            retries=retries,
+            linger_ms=linger_ms,
+            batch_size=batch_size,
+            compression_type=compression_type,
+            max_request_size=2 * 1024 * 1024,
+            # ordering within a partition survives retries only with one request in flight
+            max_in_flight_requests_per_connection=1,
+        )
+    except NoBrokersAvailable as err:
+        raise KafkaUnavailableError(
+            f"no Kafka broker answers at {bootstrap}; start it with `ssp infra up` or set SSP_KAFKA_BOOTSTRAP"
+        ) from err
+
+
+def produce(
+    payloads: Iterable[dict | bytes],
+    producer: KafkaProducer,
+    topic: str,
+    *,
+    ai_topic: str | None = None,
+    is_ai_text: Callable[[dict], bool] | None = None,
+    rate: float = 0.0,
+    max_records: int | None = None,
+    show_progress: bool = True,
+) -> ProduceSummary:
+    """Send ``payloads`` to ``topic`` (and matching ones to ``ai_topic``), at most ``rate`` per second."""
+    result = ProduceSummary()
+    errors: list[BaseException] = []
+
+    def on_error(err: BaseException) -> None:
+        errors.append(err)
+
+    start = time.monotonic()
+    with progress_bar(f"producing to {topic}", max_records, enabled=show_progress) as advance:
+        for payload in payloads:
+            if max_records is not None and result.sent >= max_records:
+                break
+            if rate > 0:
+                # pace against the start time, not the previous send, so the mean rate holds
+                due = start + result.sent / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            if isinstance(payload, (bytes, bytearray)):
+                key, value = None, bytes(payload)
+                result.undecodable += 1
+            else:
+                key, value = payload_key(payload), orjson.dumps(payload)
+            producer.send(topic, value=value, key=key).add_errback(on_error)
+            if ai_topic and is_ai_text is not None and not isinstance(payload, (bytes, bytearray)) and is_ai_text(payload):
+                producer.send(ai_topic, value=value, key=key).add_errback(on_error)
+                result.ai_sent += 1
+            result.sent += 1
+            advance(1)
+        try:
+            producer.flush(timeout=120)
+        except KafkaError as err:
+            errors.append(err)
+    result.seconds = time.monotonic() - start
+    result.failed = len(errors)
+    if errors:
+        raise KafkaUnavailableError(f"{len(errors)} records could not be delivered to {topic}; first error: {errors[0]}")
+    return result

@@ -1,0 +1,140 @@
+"""Versioned table names and the tables ssp's streams write to.
+
+Every table name that reaches SQL is built here and validated against
+``^[a-z_][a-z0-9_]*$``; values never become part of SQL text.
+
+>>> versioned_table_name("raw_tweet_dataset", 0)
+'raw_tweet_dataset_0'
+>>> try:
+...     versioned_table_name("raw; drop table x", 0)
+... except UnsafeIdentifierError as err:
+...     print(err)
+table prefix 'raw; drop table x' is not a safe SQL identifier: use lower-case letters, digits and '_', starting with a letter or '_'
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1
+
+
+class UnsafeIdentifierError(ValueError):
+    """A table name, prefix or version that must not reach SQL."""
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """Return ``name`` if it is a safe lower-case SQL identifier, else raise."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise UnsafeIdentifierError(
+            f"{what} {name!r} is not a safe SQL identifier: use lower-case letters, digits and '_', "
+            "starting with a letter or '_'"
+        )
+    if len(name) > _MAX_IDENTIFIER_LENGTH:
+        raise UnsafeIdentifierError(f"{what} {name!r} is longer than {_MAX_IDENTIFIER_LENGTH} characters")
+    return name
+
+
+def validate_version(version: int | str) -> int:
+    """Versions are non-negative integers; '3' is accepted, '3; drop' is not."""
+    if isinstance(version, bool):
+        raise UnsafeIdentifierError(f"version {version!r} is not a non-negative integer")
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if not isinstance(version, int) or version < 0:
+        raise UnsafeIdentifierError(f"version {version!r} is not a non-negative integer")
+    return version
+
+
+def versioned_table_name(prefix: str, version: int | str) -> str:
+    """The one way to name a versioned table: ``<prefix>_<version>``, validated."""
+    validate_identifier(prefix, "table prefix")
+    return validate_identifier(f"{prefix}_{validate_version(version)}", "table name")
+
+
+def raw_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
+    """Canonical tweets as ingested, one row per tweet id, with their Kafka position."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("lang", Text),
+        Column("user_screen_name", Text),
+        Column("urls", ARRAY(Text), nullable=False),
+        Column("hashtags", ARRAY(Text), nullable=False),
+        Column("is_retweet", Boolean, nullable=False),
+        Column("raw", JSONB, nullable=False),
+        Column("kafka_topic", Text, nullable=False),
+        Column("kafka_partition", Integer, nullable=False),
+        Column("kafka_offset", BigInteger, nullable=False),
+        Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+RAW_TWEET_COLUMNS = (
+    "id",
+    "created_at",
+    "text",
+    "lang",
+    "user_screen_name",
+    "urls",
+    "hashtags",
+    "is_retweet",
+    "raw",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+
+def dead_letter_table(name: str, metadata: MetaData | None = None) -> Table:
+    """Stream records that could not become tweets, kept with the reason and their exact bytes."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("dead_id", BigInteger, primary_key=True, autoincrement=True),
+        Column("target_table", Text, nullable=False),
+        Column("kafka_topic", Text, nullable=False),
+        Column("kafka_partition", Integer, nullable=False),
+        Column("kafka_offset", BigInteger, nullable=False),
+        Column("kafka_key", LargeBinary),
+        Column("raw_value", LargeBinary),
+        Column("reason", Text, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # a replayed micro-batch must not record the same bad message twice
+        UniqueConstraint("target_table", "kafka_topic", "kafka_partition", "kafka_offset", name=f"{name}_position_key"),
+    )
+
+
+DEAD_LETTER_COLUMNS = (
+    "target_table",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_key",
+    "raw_value",
+    "reason",
+    "error",
+)
