@@ -70,7 +70,10 @@ class PostgresServer:
         return self.pid() is not None and port_is_open(self.config.postgres_host, self.config.postgres_port)
 
     def _run(self, args: list[str], user: str | None, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(args, user=user, capture_output=True, text=True, **kwargs)
+        if user is not None:
+            # drop root's groups too: group 'root' permission bits would otherwise apply to root-owned folders
+            kwargs.update(user=user, group=pwd.getpwnam(user).pw_gid, extra_groups=[])
+        return subprocess.run(args, capture_output=True, text=True, **kwargs)
 
     def start(self, timeout: float = 60.0) -> str:
         c = self.config
