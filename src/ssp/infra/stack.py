@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -10,7 +11,7 @@ from ssp.config import InfraConfig, default_state_dir
 from ssp.infra.jars import fetch_jars, kafka_broker_artifacts, spark_kafka_artifacts
 from ssp.infra.kafka_server import KafkaServer
 from ssp.infra.postgres_server import PostgresServer
-from ssp.infra.process import InfraError
+from ssp.infra.process import InfraError, port_is_open
 
 
 def redact_url(url: str) -> str:
@@ -31,6 +32,11 @@ def database_reachable(url: str) -> tuple[bool, str]:
         return False, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     conn.close()
     return True, "ok"
+
+
+def _bootstrap_answers(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    return port.isdigit() and port_is_open(host, int(port))
 
 
 @dataclass
@@ -58,7 +64,10 @@ class LocalStack:
 
     def up(self) -> list[str]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        done = [self.kafka.start()]
+        if self.external_kafka:
+            done = [f"using the Kafka broker at {self.config.kafka_bootstrap} (SSP_KAFKA_BOOTSTRAP)"]
+        else:
+            done = [self.kafka.start()]
         external = self.config.external_database_url
         if external:
             ok, detail = database_reachable(external)
@@ -72,8 +81,12 @@ class LocalStack:
             done.append(self.postgres.start())
         return done
 
+    @property
+    def external_kafka(self) -> bool:
+        return bool(os.environ.get("SSP_KAFKA_BOOTSTRAP"))
+
     def down(self) -> list[str]:
-        done = [self.kafka.stop()]
+        done = [] if self.external_kafka else [self.kafka.stop()]
         if not self.config.external_database_url:
             done.append(self.postgres.stop())
         return done
@@ -89,7 +102,11 @@ class LocalStack:
             "database_url": redact_url(self.config.database_url),
             "spark_master": self.config.resolved_spark_master,
             "state_dir": str(self.state_dir),
-            "kafka": {"running": kafka.is_running(), "pid": kafka.pid(), "log": str(kafka.log_file)},
+            "kafka": (
+                {"running": _bootstrap_answers(self.config.kafka_bootstrap), "managed_by_ssp": False}
+                if self.external_kafka
+                else {"running": kafka.is_running(), "managed_by_ssp": True, "pid": kafka.pid(), "log": str(kafka.log_file)}
+            ),
             "postgres": {
                 "running": postgres_running,
                 "managed_by_ssp": not external,
