@@ -18,13 +18,13 @@ import time
 import uuid
 
 import psycopg2
+from ssp.sources.synthetic import synthetic_payloads
 
 from ssp.config import InfraConfig, IngestConfig, load_config
 from ssp.infra.spark import spark_session
 from ssp.infra.stack import LocalStack
 from ssp.kafka.admin import ensure_topic
 from ssp.kafka.producer import make_producer, produce
-from ssp.sources.synthetic import synthetic_payloads
 from ssp.storage.postgres import ensure_tables, make_engine
 from ssp.storage.tables import raw_tweets_table
 from ssp.streaming.ingest import run_ingest

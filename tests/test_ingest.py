@@ -82,7 +82,7 @@ def test_malformed_messages_go_to_dead_letters_and_good_ones_land(spark, stack, 
         (orjson.dumps(oversized), "oversized"),
     ]
     mixed: list = list(good)
-    for position, (raw, _) in zip((3, 8, 13, 18, 23, 28), bad):
+    for position, (raw, _) in zip((3, 8, 13, 18, 23, 28), bad, strict=True):
         mixed.insert(position, raw)
     topic, prefix = unique_name("mixed"), unique_name("raw")
     _send(os.environ["SSP_KAFKA_BOOTSTRAP"], topic, mixed, partitions=2)
@@ -99,7 +99,7 @@ def test_malformed_messages_go_to_dead_letters_and_good_ones_land(spark, stack, 
                     f"FROM {dead_table}")
         dead = cur.fetchall()
     assert sorted((bytes(r[0]), r[1]) for r in dead) == sorted(bad)
-    for raw_value, reason, error, dead_topic, partition, offset, target in dead:
+    for _raw_value, reason, error, dead_topic, partition, offset, target in dead:
         assert dead_topic == topic and target == f"{prefix}_0"
         assert partition in (0, 1) and offset >= 0
         assert error, f"dead letter {reason} has no error message"

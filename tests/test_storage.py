@@ -57,7 +57,7 @@ def test_copy_insert_is_idempotent_and_keeps_awkward_text(stack, db, unique_name
     awkward = ['quote " and \\ backslash', "comma, {brace}", "", "NULL", "\\N", "new\nline", "emoji 🤖"]
     rows = [
         (i, "2020-04-05T10:46:44+00:00", text, None, "u", pg_array_literal([text, "x"]), pg_array_literal([]), False,
-         '{"id": %d}' % i, "topic", 0, i)
+         f'{{"id": {i}}}', "topic", 0, i)
         for i, text in enumerate(awkward)
     ]
     columns = ("id", "created_at", "text", "lang", "user_screen_name", "urls", "hashtags", "is_retweet", "raw",

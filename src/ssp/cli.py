@@ -252,9 +252,10 @@ def demo(tweets: int, version: int) -> None:
     click.echo("[3/3] ingesting them into PostgreSQL with Spark Structured Streaming", err=True)
     ctx.invoke(ingest, topic=None, table_prefix=None, version=version, max_records=None, until_idle=10.0,
                checkpoint_dir=None)
+    from sqlalchemy import text
+
     from ssp.storage.postgres import make_engine
     from ssp.storage.tables import versioned_table_name
-    from sqlalchemy import text
 
     table = versioned_table_name(IngestConfig().table_prefix, version)
     engine = make_engine(InfraConfig().database_url)

@@ -10,9 +10,9 @@ differ between machines or are secret (``SSP_DATABASE_URL``, ``SSP_KAFKA_BOOTSTR
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import gin
 

@@ -45,7 +45,7 @@ class LocalStack:
     state_dir: Path
 
     @classmethod
-    def from_config(cls, config: InfraConfig | None = None, state_dir: Path | None = None) -> "LocalStack":
+    def from_config(cls, config: InfraConfig | None = None, state_dir: Path | None = None) -> LocalStack:
         return cls(config or InfraConfig(), state_dir or default_state_dir())
 
     @property

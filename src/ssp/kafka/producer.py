@@ -9,8 +9,8 @@ lost here.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import orjson
 from kafka import KafkaProducer

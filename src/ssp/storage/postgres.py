@@ -9,7 +9,7 @@ which is what gives the streams their exactly-once effect.
 from __future__ import annotations
 
 import io
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import MetaData, Table, create_engine, inspect
 from sqlalchemy.engine import Engine

@@ -14,9 +14,9 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from ssp.config import InfraConfig, IngestConfig, default_state_dir
 from ssp.storage.postgres import (
@@ -114,7 +114,7 @@ def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes:
         def records():
             for batch in batches:
                 cols = batch.to_pydict()
-                yield from zip(cols["key"], cols["value"], cols["topic"], cols["partition"], cols["offset"])
+                yield from zip(cols["key"], cols["value"], cols["topic"], cols["partition"], cols["offset"], strict=True)
 
         conn = psycopg2.connect(database_url)
         try:
