@@ -11,7 +11,7 @@ from ssp.storage.tables import (
     validate_version,
     versioned_table_name,
 )
-from ssp.streaming.ingest import record_to_row
+from ssp.streaming.ingest import dead_letter_row, parse_record
 
 
 @pytest.mark.parametrize("prefix, version, expected", [
@@ -36,16 +36,21 @@ def test_validate_version_accepts_digit_strings():
     assert validate_version("7") == 7
 
 
-def test_record_to_row_good_and_bad():
+def test_parse_record_returns_a_tweet_or_a_reason():
     value = b'{"id": 42, "created_at": "Sun Apr 05 10:46:44 +0000 2020", "text": "a &amp; b", "lang": "en"}'
-    row, dead = record_to_row(value, b"42", "t", 1, 9, "raw_0", 10_000)
-    assert dead is None
-    assert row[0] == 42 and row[2] == "a & b" and row[5] == "{}" and row[9:] == ("t", 1, 9)
-    row, dead = record_to_row(b"\xff\xfe", None, "t", 0, 3, "raw_0", 10_000)
-    assert row is None and dead[6] == "not_json" and dead[5] == "\\xfffe"
-    row, dead = record_to_row(b'{"id": 1, "created_at": "Sun Apr 05 10:46:44 +0000 2020", "text": "a\\u0000b"}',
-                              None, "t", 0, 4, "raw_0", 10_000)
-    assert row is None and dead[6] == "nul_character"
+    tweet = parse_record(value, 10_000)
+    assert (tweet.id, tweet.text, tweet.urls) == (42, "a & b", ())
+    assert parse_record(b"\xff\xfe", 10_000)[0] == "not_json"
+    assert parse_record(None, 10_000)[0] == "empty"
+    reason, error = parse_record(b'{"id": 1, "created_at": "Sun Apr 05 10:46:44 +0000 2020", "text": "a\\u0000b"}',
+                                 10_000)
+    assert reason == "nul_character" and "NUL" in error
+    assert parse_record(value, 20)[0] == "oversized"
+
+
+def test_dead_letter_row_keeps_bytes_and_position():
+    row = dead_letter_row("raw_0", "topic", 2, 17, b"k", b"\xff", "not_json", "bad")
+    assert row == ("raw_0", "topic", 2, 17, "\\x6b", "\\xff", "not_json", "topic/2@17: bad")
 
 
 @pytest.mark.integration

@@ -68,6 +68,17 @@ def _csv_field(value) -> str:
     return str(value)
 
 
+def rows_to_csv(rows: Iterable[Sequence]) -> tuple[io.BytesIO, int]:
+    """Rows of text-form values as COPY CSV, and how many rows there are."""
+    buffer = io.StringIO()
+    count = 0
+    for row in rows:
+        buffer.write(",".join(map(_csv_field, row)))
+        buffer.write("\n")
+        count += 1
+    return io.BytesIO(buffer.getvalue().encode("utf-8")), count
+
+
 def copy_insert_ignore_conflicts(
     conn,
     table: str,
@@ -76,32 +87,57 @@ def copy_insert_ignore_conflicts(
     conflict_columns: Sequence[str],
     order_by: Sequence[str] = (),
 ) -> int:
-    """COPY ``rows`` into ``table`` through a temporary table, skipping rows whose key exists.
+    """:func:`copy_csv_ignore_conflicts` for rows of text-form values (``pg_*_literal`` helpers)."""
+    csv_file, count = rows_to_csv(rows)
+    if count == 0:
+        return 0
+    return copy_csv_ignore_conflicts(conn, table, columns, csv_file, count, conflict_columns, order_by)
 
-    ``rows`` hold values already in PostgreSQL's text form (see the ``pg_*_literal`` helpers);
-    ``None`` is NULL. Returns the number of rows inserted. The caller commits. Rows are
-    inserted in ``order_by`` order so that concurrent writers take key locks in the same order
-    and cannot deadlock.
+
+def copy_csv_ignore_conflicts(
+    conn,
+    table: str,
+    columns: Sequence[str],
+    csv_file: io.BytesIO,
+    count: int,
+    conflict_columns: Sequence[str],
+    order_by: Sequence[str] = (),
+) -> int:
+    """COPY ``count`` CSV rows into ``table``, skipping rows whose ``conflict_columns`` key exists.
+
+    In ``csv_file`` an unquoted empty field is NULL; rows must not repeat a key among
+    themselves. Returns the number of rows inserted; the caller commits.
+
+    The common case, no key present yet, is a plain ``COPY`` into the table. When that meets
+    an existing key (a replayed micro-batch, a tweet sent twice) or a concurrent writer, it is
+    rolled back to a savepoint and the rows go through a temporary table and
+    ``INSERT ... ON CONFLICT DO NOTHING`` in ``order_by`` order, so that concurrent writers
+    take key locks in the same order and cannot deadlock.
     """
+    import psycopg2.errors
+
     validate_identifier(table, "table name")
     for column in (*columns, *conflict_columns, *order_by):
         validate_identifier(column, "column name")
-    buffer = io.StringIO()
-    count = 0
-    for row in rows:
-        buffer.write(",".join(map(_csv_field, row)))
-        buffer.write("\n")
-        count += 1
     if count == 0:
         return 0
-    buffer.seek(0)
     column_list = ", ".join(columns)
-    stage = f"ssp_stage_{table}"[:63]
     with conn.cursor() as cur:
+        cur.execute("SAVEPOINT ssp_direct_copy")
+        csv_file.seek(0)
+        try:
+            cur.copy_expert(f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv)", csv_file)
+        except (psycopg2.errors.UniqueViolation, psycopg2.errors.DeadlockDetected):
+            cur.execute("ROLLBACK TO SAVEPOINT ssp_direct_copy")
+        else:
+            cur.execute("RELEASE SAVEPOINT ssp_direct_copy")
+            return count
+        stage = f"ssp_stage_{table}"[:63]
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        cur.copy_expert(f"COPY {stage} ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer)
+        csv_file.seek(0)
+        cur.copy_expert(f"COPY {stage} ({column_list}) FROM STDIN WITH (FORMAT csv)", csv_file)
         order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
         cur.execute(
             f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage}{order} "

@@ -10,16 +10,17 @@ this makes the effect exactly-once, however the job is killed.
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssp.config import InfraConfig, IngestConfig, default_state_dir
 from ssp.storage.postgres import (
+    copy_csv_ignore_conflicts,
     copy_insert_ignore_conflicts,
     ensure_tables,
     libpq_url,
@@ -35,73 +36,97 @@ from ssp.storage.tables import (
     validate_identifier,
     versioned_table_name,
 )
-from ssp.tweets import TweetParseError, parse_tweet
+from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
 log = logging.getLogger(__name__)
 
-RowText = tuple  # one row in PostgreSQL text form, in RAW_TWEET_COLUMNS / DEAD_LETTER_COLUMNS order
+RowText = tuple  # one dead-letter row in PostgreSQL text form, in DEAD_LETTER_COLUMNS order
 
 
-def record_to_row(
-    value: bytes | None,
-    key: bytes | None,
-    topic: str,
-    partition: int,
-    offset: int,
-    target_table: str,
-    max_bytes: int,
-) -> tuple[RowText | None, RowText | None]:
-    """Decide what one Kafka record becomes: ``(tweet_row, None)`` or ``(None, dead_letter_row)``."""
-    reason, error = None, None
+def parse_record(value: bytes | None, max_bytes: int) -> Tweet | tuple[str, str]:
+    """Decide what one Kafka record value is: a :class:`Tweet`, or ``(reason, error)`` for the dead letters."""
     if value is None:
-        reason, error = "empty", f"record {topic}/{partition}@{offset} has no value"
-    elif b"\\u0000" in value or b"\x00" in value:
-        # PostgreSQL text and jsonb cannot hold NUL characters
-        reason, error = "nul_character", f"record {topic}/{partition}@{offset} contains a NUL character"
-    else:
-        try:
-            tweet = parse_tweet(value, max_bytes=max_bytes)
-        except TweetParseError as err:
-            reason, error = err.reason, str(err)
-        else:
-            row = (
-                tweet.id,
-                tweet.created_at.isoformat(),
-                tweet.text,
-                tweet.lang,
-                tweet.user_screen_name,
-                pg_array_literal(tweet.urls),
-                pg_array_literal(tweet.hashtags),
-                tweet.is_retweet,
-                value.decode("utf-8"),
-                topic,
-                partition,
-                offset,
-            )
-            return row, None
-    dead = (target_table, topic, partition, offset, pg_bytea_literal(key), pg_bytea_literal(value), reason, error)
-    return None, dead
+        return "empty", "the record has no value"
+    if b"\\u0000" in value or b"\x00" in value:
+        # PostgreSQL text and json cannot hold NUL characters
+        return "nul_character", "the record contains a NUL character, which PostgreSQL text cannot store"
+    try:
+        return parse_tweet(value, max_bytes=max_bytes)
+    except TweetParseError as err:
+        return err.reason, str(err)
 
 
-def write_records(conn, records: Iterator[tuple], table: str, dead_table: str, max_bytes: int) -> tuple[int, int, int]:
-    """Write (key, value, topic, partition, offset) records; return (seen, inserted, dead). Caller commits."""
-    rows: list[RowText] = []
+def dead_letter_row(
+    target_table: str, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+    reason: str, error: str,
+) -> RowText:
+    return (target_table, topic, partition, offset, pg_bytea_literal(key), pg_bytea_literal(value), reason,
+            f"{topic}/{partition}@{offset}: {error}")
+
+
+def write_arrow_records(conn, data, table: str, dead_table: str, max_bytes: int) -> tuple[int, int, int]:
+    """Write one Arrow table of Kafka records (key, value, topic, partition, offset).
+
+    Returns (records seen, tweets inserted, dead letters). The caller commits. Only the parsed
+    fields go through Python objects; the payload, topic and offsets stay Arrow columns and the
+    CSV for COPY is written by Arrow.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    values = data.column("value").to_pylist()
+    ids, created, texts, langs, users, urls, hashtags, retweets, good = [], [], [], [], [], [], [], [], []
     dead: list[RowText] = []
-    seen = 0
-    for key, value, topic, partition, offset in records:
-        seen += 1
-        row, dead_row = record_to_row(value, key, topic, partition, offset, table, max_bytes)
-        if row is not None:
-            rows.append(row)
+    seen_ids: set[int] = set()
+    for index, value in enumerate(values):
+        outcome = parse_record(value, max_bytes)
+        if isinstance(outcome, Tweet):
+            if outcome.id in seen_ids:  # a tweet sent twice: the first copy in the stream wins
+                continue
+            seen_ids.add(outcome.id)
+            good.append(index)
+            ids.append(outcome.id)
+            created.append(outcome.created_at)
+            texts.append(outcome.text)
+            langs.append(outcome.lang)
+            users.append(outcome.user_screen_name)
+            urls.append(pg_array_literal(outcome.urls))
+            hashtags.append(pg_array_literal(outcome.hashtags))
+            retweets.append(outcome.is_retweet)
         else:
-            dead.append(dead_row)
-    inserted = copy_insert_ignore_conflicts(conn, table, RAW_TWEET_COLUMNS, rows, ("id",), order_by=("id",))
+            reason, error = outcome
+            dead.append(dead_letter_row(
+                table, data.column("topic")[index].as_py(), data.column("partition")[index].as_py(),
+                data.column("offset")[index].as_py(), data.column("key")[index].as_py(), value, reason, error,
+            ))
+    inserted = 0
+    if good:
+        take = pa.array(good, pa.int64())
+        columns = {
+            "id": pa.array(ids, pa.int64()),
+            "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
+            "text": pa.array(texts, pa.string()),
+            "lang": pa.array(langs, pa.string()),
+            "user_screen_name": pa.array(users, pa.string()),
+            "urls": pa.array(urls, pa.string()),
+            "hashtags": pa.array(hashtags, pa.string()),
+            "is_retweet": pa.array(retweets, pa.bool_()),
+            "raw": data.column("value").take(take).cast(pa.string()),
+            "kafka_topic": data.column("topic").take(take),
+            "kafka_partition": data.column("partition").take(take),
+            "kafka_offset": data.column("offset").take(take),
+        }
+        rows = pa.table([columns[name] for name in RAW_TWEET_COLUMNS], names=list(RAW_TWEET_COLUMNS))
+        buffer = io.BytesIO()
+        # Arrow quotes every string and leaves nulls as bare empty fields, as COPY's CSV wants
+        pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
+        inserted = copy_csv_ignore_conflicts(conn, table, RAW_TWEET_COLUMNS, buffer, len(good), ("id",), ("id",))
     copy_insert_ignore_conflicts(
         conn, dead_table, DEAD_LETTER_COLUMNS, dead,
         ("target_table", "kafka_topic", "kafka_partition", "kafka_offset"),
         order_by=("kafka_topic", "kafka_partition", "kafka_offset"),
     )
-    return seen, inserted, len(dead)
+    return len(values), inserted, len(dead)
 
 
 def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes: int):
@@ -111,14 +136,13 @@ def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes:
         import psycopg2
         import pyarrow as pa
 
-        def records():
-            for batch in batches:
-                cols = batch.to_pydict()
-                yield from zip(cols["key"], cols["value"], cols["topic"], cols["partition"], cols["offset"], strict=True)
-
+        data = pa.Table.from_batches(list(batches))
+        if data.num_rows == 0:
+            yield pa.RecordBatch.from_pydict({"seen": [0], "inserted": [0], "dead": [0]})
+            return
         conn = psycopg2.connect(database_url)
         try:
-            seen, inserted, dead = write_records(conn, records(), table, dead_table, max_bytes)
+            seen, inserted, dead = write_arrow_records(conn, data, table, dead_table, max_bytes)
             conn.commit()
         finally:
             conn.close()

@@ -1,0 +1,313 @@
+"""The synthetic and replay sources, and the AI keyword list and matcher."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ssp.sources import KeywordMatcher, load_ai_keywords, matches_ai_keywords
+from ssp.sources.replay import replay_payloads
+from ssp.sources.synthetic import SyntheticTweet, SyntheticTweets, synthetic_payloads
+
+N = 2000
+
+
+@pytest.fixture(scope="module")
+def mix() -> list[SyntheticTweet]:
+    return list(SyntheticTweets(seed=42).generate(N))
+
+
+def _dump(payloads) -> list[str]:
+    return [json.dumps(p, ensure_ascii=False) for p in payloads]
+
+
+# ---------------------------------------------------------------- synthetic: determinism
+def test_same_seed_gives_identical_payloads():
+    first = _dump(synthetic_payloads(500, seed=7))
+    generator = SyntheticTweets(seed=7)
+    assert _dump(t.payload for t in generator.generate(500)) == first
+    assert _dump(t.payload for t in generator.generate(500)) == first  # each call restarts
+    assert _dump(synthetic_payloads(500, seed=8)) != first
+
+
+def test_same_seed_identical_across_processes():
+    code = (
+        "import hashlib, json\n"
+        "from ssp.sources.synthetic import synthetic_payloads\n"
+        "h = hashlib.sha256()\n"
+        "for p in synthetic_payloads(300, seed=3): h.update(json.dumps(p).encode())\n"
+        "print(h.hexdigest())\n"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
+
+
+def test_ids_are_unique_increasing_snowflakes(mix):
+    ids = [t.tweet_id for t in mix]
+    assert all(0 < a < b < 2**63 for a, b in zip(ids, ids[1:], strict=False))
+    inner = [int(t.payload["retweeted_status"]["id_str"]) for t in mix if "retweeted_status" in t.payload]
+    inner += [int(tw["id"]) for t in mix for tw in t.payload.get("includes", {}).get("tweets", [])]
+    assert inner and len(set(ids) | set(inner)) == len(ids) + len(inner)
+    for tweet in mix:
+        shown = tweet.payload["id_str"] if "id_str" in tweet.payload else tweet.payload["data"]["id"]
+        assert shown == str(tweet.tweet_id)
+
+
+def test_created_at_follows_a_fixed_clock(mix):
+    tweets = pytest.importorskip("ssp.tweets")
+    # v1.1 timestamps carry whole seconds only, so compare at that precision.
+    times = [tweets.parse_tweet(t.payload).created_at.replace(microsecond=0) for t in mix]
+    assert times == sorted(times)
+    assert times[0].isoformat().startswith("2024-03-04T08:00")
+
+
+# ---------------------------------------------------------------- synthetic: the mix
+def test_mix_has_every_kind_of_tweet(mix):
+    traits = Counter(trait for t in mix for trait in t.traits)
+    for trait in ("retweet", "extended", "note_tweet", "duplicate", "near_duplicate", "non_english",
+                  "trap", "implicit_ai", "v1", "v2"):
+        assert traits[trait] >= 5, trait
+    assert 0.25 <= sum(t.is_ai for t in mix) / N <= 0.45
+    assert 0.2 <= traits["v2"] / N <= 0.4
+    assert not any(t.is_ai for t in mix if "trap" in t.traits)
+
+
+def _text(tweet: SyntheticTweet) -> str:
+    payload = tweet.payload
+    return payload["data"]["text"] if "data" in payload else payload["text"]
+
+
+def test_traps_and_languages(mix):
+    traps = " ".join(_text(t) for t in mix if "trap" in t.traits)
+    for phrase in ("Ai Weiwei", " ml of milk", "AI3", "enemy AI"):
+        assert phrase in traps, phrase
+    langs = {t.payload["data"]["lang"] if "data" in t.payload else t.payload["lang"] for t in mix}
+    assert {"en", "es", "fr", "de", "ja", "hi"} <= langs
+
+
+def test_duplicates_repeat_an_earlier_text(mix):
+    tweets = pytest.importorskip("ssp.tweets")
+
+    def loose(text: str) -> str:
+        return " ".join(re.sub(r"https://t\.co/\w+", "", text).lower().split())
+
+    seen_exact: set[str] = set()
+    seen_loose: set[str] = set()
+    for tweet in mix:
+        text = tweets.parse_tweet(tweet.payload).text
+        if "duplicate" in tweet.traits:
+            assert text in seen_exact
+        if "near_duplicate" in tweet.traits:
+            assert loose(text) in seen_loose
+        seen_exact.add(text)
+        seen_loose.add(loose(text))
+
+
+def _check_entities(text: str, entities: dict, v2: bool) -> int:
+    checked = 0
+    for tag in entities.get("hashtags", []):
+        start, end = (tag["start"], tag["end"]) if v2 else tag["indices"]
+        assert text[start:end] == "#" + (tag["tag"] if v2 else tag["text"])
+        checked += 1
+    for url in entities.get("urls", []):
+        start, end = (url["start"], url["end"]) if v2 else url["indices"]
+        assert text[start:end] == url["url"] and url["url"].startswith("https://t.co/")
+        assert not url["expanded_url"].startswith("https://t.co/")
+        checked += 1
+    return checked
+
+
+def test_entity_indices_point_into_their_text(mix):
+    checked = 0
+    for tweet in mix:
+        payload = tweet.payload
+        if "data" in payload:
+            for item in [payload["data"], *payload["includes"].get("tweets", [])]:
+                checked += _check_entities(item["text"], item.get("entities", {}), v2=True)
+                if "note_tweet" in item:
+                    note = item["note_tweet"]
+                    checked += _check_entities(note["text"], note.get("entities", {}), v2=True)
+        else:
+            for status in (payload, payload.get("retweeted_status") or {}):
+                if status:
+                    checked += _check_entities(status["text"], status["entities"], v2=False)
+                if "extended_tweet" in status:
+                    ext = status["extended_tweet"]
+                    checked += _check_entities(ext["full_text"], ext["entities"], v2=False)
+    assert checked > N // 2
+
+
+def test_retweet_and_long_shapes(mix):
+    for tweet in mix:
+        payload = tweet.payload
+        if "data" in payload:
+            data, includes = payload["data"], payload["includes"]
+            assert data["author_id"] in {u["id"] for u in includes["users"]}
+            assert len(data["text"]) <= 280
+            if "retweet" in tweet.traits:
+                original = includes["tweets"][0]
+                assert data["referenced_tweets"] == [{"type": "retweeted", "id": original["id"]}]
+                assert data["text"].startswith("RT @")
+        else:
+            assert len(payload["text"]) <= 140
+            if "retweet" in tweet.traits:
+                author = payload["retweeted_status"]["user"]["screen_name"]
+                assert payload["text"].startswith(f"RT @{author}: ")
+            elif "extended" in tweet.traits:
+                assert payload["truncated"] is True
+                assert len(payload["extended_tweet"]["full_text"]) > 140
+
+
+def test_every_payload_parses_to_its_full_text(mix):
+    tweets = pytest.importorskip("ssp.tweets")
+    long_or_retweeted = 0
+    for tweet in mix:
+        parsed = tweets.parse_tweet(tweet.payload)
+        assert parsed.id == tweet.tweet_id
+        assert parsed.is_retweet == ("retweet" in tweet.traits)
+        shown = _text(tweet)
+        if "retweet" in tweet.traits:
+            shown = shown.split(": ", 1)[1]
+        if shown.endswith("…"):
+            # The payload's visible text is cut; the parsed text must be the whole of it.
+            head = shown[:-1].rsplit(" https://t.co/", 1)[0] if "extended" in tweet.traits else shown[:-1]
+            assert parsed.text.startswith(head.rstrip("…")) and len(parsed.text) > len(head)
+            assert not parsed.text.endswith("…")
+            long_or_retweeted += 1
+        elif "extended" in tweet.traits and "retweet" not in tweet.traits:
+            assert len(parsed.text) > 140
+            long_or_retweeted += 1
+    assert long_or_retweeted > 50
+
+
+def test_rejects_bad_shares():
+    with pytest.raises(ValueError, match="v2_share"):
+        SyntheticTweets(v2_share=1.5)
+
+
+def test_generation_is_fast():
+    # The benchmark figure (200,000 tweets) is in the module report; this only guards
+    # against an order-of-magnitude regression on a slow CI machine.
+    started = time.perf_counter()
+    count = sum(1 for _ in synthetic_payloads(20_000, seed=1))
+    assert count == 20_000
+    assert time.perf_counter() - started < 5
+
+
+# ---------------------------------------------------------------- keywords
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Machine learning is eating the world", True),
+        ("machine-learning at scale", True),
+        ("Loving #MachineLearning today", True),
+        ("#AI is everywhere", True),
+        ("#ai art", True),
+        ("AI will change medicine", True),
+        ("LLMs are autocomplete on steroids", True),
+        ("new PyTorch release", True),
+        ("the enemy AI in this game is brutal", True),  # a keyword can't tell; the classifier must
+        ("the maid cleaned the room", False),
+        ("add 200 ml of milk", False),
+        ("mezcla 500 ml de agua", False),
+        ("Ai Weiwei opens a new show", False),
+        ("Allen Iverson AI3 forever", False),
+        ("a fine day for a walk", False),
+        ("", False),
+        ("ML engineers wanted", True),
+        ("機械学習を勉強中", True),
+        ("inteligencia artificial en la medicina", True),
+    ],
+)
+def test_keyword_matcher(text, expected):
+    keywords = load_ai_keywords()
+    assert matches_ai_keywords(text, keywords) is expected
+    assert KeywordMatcher(keywords).matches(text) is expected
+
+
+def test_keyword_list_is_sane():
+    keywords = load_ai_keywords()
+    assert 40 <= len(keywords) <= 70
+    assert {"artificial intelligence", "machine learning", "#AI", "ML"} <= set(keywords)
+    assert not any(k.startswith("# ") or not k.strip() for k in keywords)
+
+
+def test_keyword_file_comments_and_location(tmp_path, monkeypatch):
+    (tmp_path / "ai_keywords.txt").write_text("# a comment\n#\n\nAI  # inline\n#DeepLearning\nai\nneural net\n")
+    assert load_ai_keywords(tmp_path / "ai_keywords.txt") == ["AI", "#DeepLearning", "neural net"]
+    monkeypatch.setenv("SSP_DATA_DIR", str(tmp_path))
+    assert load_ai_keywords() == ["AI", "#DeepLearning", "neural net"]
+    monkeypatch.setenv("SSP_DATA_DIR", str(tmp_path / "nowhere"))
+    assert "machine learning" in load_ai_keywords()  # the repo's list is the fallback
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        load_ai_keywords(tmp_path / "missing.txt")
+    only = KeywordMatcher(["#DeepLearning"])
+    assert only.matches("#deeplearning rocks") and not only.matches("deep learning rocks")
+
+
+# ---------------------------------------------------------------- replay
+def _write_jsonl(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def test_replay_jsonl_keeps_bad_lines_as_bytes(tmp_path):
+    path = tmp_path / "tweets.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": 1}\r\n\n   \n{"id": 2\n[1, 2]\n{"id": 3}')
+    assert list(replay_payloads(path)) == [{"id": 1}, b'{"id": 2', b"[1, 2]", {"id": 3}]
+
+
+def test_replay_round_trips_synthetic_payloads(tmp_path):
+    payloads = list(synthetic_payloads(200, seed=9))
+    path = _write_jsonl(tmp_path / "s.jsonl", [json.dumps(p).encode() for p in payloads])
+    assert list(replay_payloads(path)) == payloads
+
+
+def test_replay_gzip(tmp_path):
+    path = tmp_path / "tweets.jsonl.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b'{"id": 1}\nnot json\n{"id": 2}\n')
+    assert list(replay_payloads(str(path))) == [{"id": 1}, b"not json", {"id": 2}]
+
+
+def test_replay_folder_in_name_order(tmp_path):
+    (tmp_path / "b.json").write_text('[{"id": 2}, 7, {"id": 3}]')
+    (tmp_path / "a.json").write_text('{"id": 1}')
+    _write_jsonl(tmp_path / "c.jsonl", [b'{"id": 4}'])
+    with gzip.open(tmp_path / "d.jsonl.gz", "wb") as handle:
+        handle.write(b'{"id": 5}\n')
+    (tmp_path / "e.json").write_text('{"id": 6,')
+    (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "z.jsonl").write_text('{"id": 99}\n')
+    assert list(replay_payloads(tmp_path)) == [
+        {"id": 1}, {"id": 2}, b"7", {"id": 3}, {"id": 4}, {"id": 5}, b'{"id": 6,'
+    ]
+
+
+def test_replay_missing_path_fails_at_the_call(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        replay_payloads(missing)
+
+
+def test_replay_loop(tmp_path):
+    path = _write_jsonl(tmp_path / "t.jsonl", [b'{"id": 1}', b'{"id": 2}', b"oops"])
+    looped = list(itertools.islice(replay_payloads(path, loop=True), 7))
+    assert looped == [{"id": 1}, {"id": 2}, b"oops"] * 2 + [{"id": 1}]
+    (tmp_path / "empty").mkdir()
+    assert list(replay_payloads(tmp_path / "empty", loop=True)) == []
