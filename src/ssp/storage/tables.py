@@ -88,7 +88,8 @@ def raw_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
         Column("kafka_topic", Text, nullable=False),
         Column("kafka_partition", Integer, nullable=False),
         Column("kafka_offset", BigInteger, nullable=False),
-        Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # clock_timestamp, not now(): the moment each row was written, not its transaction's start
+        Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
     )
 
 

@@ -276,6 +276,9 @@ def run_ingest(
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
         exception = query.exception() if not query.isActive else None
+        for event in query.recentProgress:
+            log.info("progress: batch %s, %s rows, durations %s", event.get("batchId"), event.get("numInputRows"),
+                     event.get("durationMs"))
         query.stop()
     if exception is not None:
         raise RuntimeError(f"the ingest stream failed: {exception}")
