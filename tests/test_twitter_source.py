@@ -315,3 +315,29 @@ def test_unreachable_api_is_a_clear_error():
     source = TwitterStreamSource(TOKEN, KEYWORDS, base_url=f"http://127.0.0.1:{port}")
     with pytest.raises(TwitterStreamError, match="cannot reach"):
         next(iter(source))
+
+
+@pytest.mark.integration
+def test_ssp_produce_streams_from_the_x_api_into_kafka(fake_x, stack, unique_name, monkeypatch):
+    """`ssp produce --source twitter` end to end: the local X server, tweepy, the producer, a real broker."""
+    import os
+
+    from click.testing import CliRunner
+    from kafka import KafkaConsumer
+
+    from ssp.cli import main
+
+    fake_x.lines = _tweet_lines(12)
+    monkeypatch.setenv("SSP_TWITTER_BEARER_TOKEN", TOKEN)
+    monkeypatch.setenv("SSP_TWITTER_API_URL", fake_x.url)
+    topic = unique_name("x_stream")
+    result = CliRunner().invoke(main, ["produce", "--source", "twitter", "--topic", topic, "--no-ai-topic",
+                                       "--max-records", "12"])
+    assert result.exit_code == 0, result.output
+    assert f"produced 12 tweets to {topic}" in result.output
+    consumer = KafkaConsumer(topic, bootstrap_servers=os.environ["SSP_KAFKA_BOOTSTRAP"],
+                             auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+    keys = {record.key for record in consumer}
+    consumer.close()
+    expected = {json.loads(line)["data"]["id"].encode() for line in fake_x.lines}
+    assert keys == expected

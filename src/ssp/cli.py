@@ -193,9 +193,18 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop) -> Non
                                     is_ai_text=is_ai, rate=rate, max_records=max_records)
         finally:
             producer.close()
-    except KafkaUnavailableError as err:
+    except (KafkaUnavailableError, *_source_errors(source)) as err:
         raise _fail(err) from err
     click.echo(result.line(topic, topics.ai_tweets_topic if ai_topic else None))
+
+
+def _source_errors(source: str) -> tuple[type[Exception], ...]:
+    """What a source raises mid-stream that the user should see as one clear message."""
+    if source == "twitter":
+        from ssp.sources.twitter import TwitterStreamError
+
+        return (TwitterStreamError,)
+    return ()
 
 
 # ---------------------------------------------------------------- ingest

@@ -59,8 +59,10 @@ def make_producer(bootstrap: str, *, linger_ms: int = 20, batch_size: int = 256 
             batch_size=batch_size,
             compression_type=compression_type,
             max_request_size=2 * 1024 * 1024,
-            # ordering within a partition survives retries only with one request in flight
+            # ordering within a partition survives retries only with one request in flight, and the
+            # idempotent producer keeps a retried batch from landing twice
             max_in_flight_requests_per_connection=1,
+            enable_idempotence=True,
         )
     except NoBrokersAvailable as err:
         raise KafkaUnavailableError(
