@@ -95,7 +95,7 @@ class KafkaServer:
             cluster_id = _kafka_cluster_id()
             fmt = subprocess.run(
                 [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log_config}",
-                 "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                 "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)],
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
@@ -130,7 +130,8 @@ class KafkaServer:
 
 
 def _kafka_cluster_id() -> str:
-    # Kafka's cluster ids are 16 random bytes in url-safe base64 without padding.
+    # Kafka cluster ids are 16 random bytes in url-safe base64 without padding; one may start
+    # with "-", which is why the caller passes it as --cluster-id=ID, never as a separate argument.
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
