@@ -46,7 +46,7 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={"ssp": ["py.typed"]},
+    package_data={"ssp": ["py.typed"], "ssp.infra": ["spark-log4j2.properties"]},
     install_requires=CORE,
     extras_require={"ml": ML, "dev": DEV},
     entry_points={"console_scripts": ["ssp=ssp.cli:main"]},

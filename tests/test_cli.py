@@ -93,3 +93,27 @@ def test_port_in_use_is_reported_with_a_fix(tmp_path):
     assert result.returncode != 0
     assert f"port 127.0.0.1:{port} is already in use" in result.stderr
     assert "InfraConfig.kafka_port" in result.stderr
+
+
+@pytest.mark.integration
+def test_produce_replays_a_file_into_kafka(stack, fixture_tweets_path, unique_name):
+    from ssp.kafka.admin import topic_end_offsets
+
+    topic = unique_name("replay")
+    result = _ssp("produce", "--source", "replay", "--path", str(fixture_tweets_path), "--topic", topic,
+                  "--no-ai-topic", "--rate", "500")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"produced 200 tweets to {topic}")
+    assert sum(topic_end_offsets(os.environ["SSP_KAFKA_BOOTSTRAP"], topic).values()) == 200
+
+
+def test_old_java_is_refused_with_the_fix(tmp_path, monkeypatch):
+    from ssp.infra.process import InfraError, require_java17
+
+    fake_java = tmp_path / "bin" / "java"
+    fake_java.parent.mkdir()
+    fake_java.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    fake_java.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    with pytest.raises(InfraError, match="Java 11 found .* need Java 17 or newer"):
+        require_java17()

@@ -15,6 +15,7 @@ import pytest
 from ssp.config import IngestConfig
 from ssp.kafka.admin import ensure_topic
 from ssp.kafka.producer import make_producer, produce
+from ssp.sources.replay import replay_payloads
 from ssp.streaming.ingest import run_ingest
 from ssp.tweets import parse_tweet
 
@@ -39,8 +40,8 @@ def _ingest(spark, stack, topic: str, prefix: str, max_records: int, tmp_path, *
 
 
 def test_fixture_tweets_land_once_with_text_and_urls(spark, stack, db, fixture_tweets_path, unique_name, tmp_path):
-    lines = [line for line in fixture_tweets_path.read_bytes().splitlines() if line.strip()]
-    payloads = [orjson.loads(line) for line in lines]
+    payloads = list(replay_payloads(fixture_tweets_path))
+    assert all(isinstance(p, dict) for p in payloads)
     topic, prefix = unique_name("fixtures"), unique_name("raw")
     # every tweet twice: the key-based idempotent write must still keep each once
     _send(os.environ["SSP_KAFKA_BOOTSTRAP"], topic, payloads + payloads)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from ssp.config import InfraConfig
 from ssp.infra.jars import fetch_jars, spark_kafka_artifacts
@@ -27,6 +28,7 @@ def spark_session(app_name: str, config: InfraConfig | None = None, extra_conf: 
     from pyspark.sql import SparkSession
 
     jars = fetch_jars("spark-kafka", spark_kafka_artifacts(config))
+    log_config = Path(__file__).with_name("spark-log4j2.properties")
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master)
@@ -37,6 +39,7 @@ def spark_session(app_name: str, config: InfraConfig | None = None, extra_conf: 
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.metricsEnabled", "true")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
