@@ -284,21 +284,30 @@ def _v1_id(status: dict[str, Any]) -> int:
     )
 
 
+def _nested_full_text(
+    obj: dict[str, Any], key: str, text_key: str, tweet_id: int, path: str
+) -> tuple[str, object, str] | None:
+    """The long text kept in a nested object (v1.1 ``extended_tweet``, v2 ``note_tweet``), if any."""
+    nested = obj.get(key)
+    if nested is None:
+        return None
+    if not isinstance(nested, dict):
+        raise _wrong_type(tweet_id, path + key, nested, "an object")
+    text = nested.get(text_key)
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise _wrong_type(tweet_id, f"{path}{key}.{text_key}", text, "a string")
+    return text, nested.get("entities"), f"{path}{key}.entities"
+
+
 def _v1_full_text(
     status: dict[str, Any], tweet_id: int, path: str
 ) -> tuple[str, object, str]:
     """Return the status's full text, the entities that index into it and their path."""
-    extended = status.get("extended_tweet")
-    if extended is not None:
-        if not isinstance(extended, dict):
-            raise _wrong_type(tweet_id, path + "extended_tweet", extended, "an object")
-        full_text = extended.get("full_text")
-        if full_text is not None:
-            if not isinstance(full_text, str):
-                raise _wrong_type(
-                    tweet_id, path + "extended_tweet.full_text", full_text, "a string"
-                )
-            return full_text, extended.get("entities"), path + "extended_tweet.entities"
+    found = _nested_full_text(status, "extended_tweet", "full_text", tweet_id, path)
+    if found is not None:
+        return found
     for key in ("full_text", "text"):
         text = status.get(key)
         if text is not None:
@@ -394,17 +403,9 @@ def _v2_full_text(
     tweet: dict[str, Any], tweet_id: int, path: str
 ) -> tuple[str, object, str]:
     """Return the tweet's full text, the entities that index into it and their path."""
-    note = tweet.get("note_tweet")
-    if note is not None:
-        if not isinstance(note, dict):
-            raise _wrong_type(tweet_id, path + "note_tweet", note, "an object")
-        note_text = note.get("text")
-        if note_text is not None:
-            if not isinstance(note_text, str):
-                raise _wrong_type(
-                    tweet_id, path + "note_tweet.text", note_text, "a string"
-                )
-            return note_text, note.get("entities"), path + "note_tweet.entities"
+    found = _nested_full_text(tweet, "note_tweet", "text", tweet_id, path)
+    if found is not None:
+        return found
     text = tweet.get("text")
     if text is None:
         raise TweetParseError(

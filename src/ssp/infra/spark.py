@@ -19,12 +19,15 @@ def spark_session(app_name: str, config: InfraConfig | None = None, extra_conf: 
     """Build (or return the running) SparkSession for ``app_name``."""
     config = config or InfraConfig()
     require_java17()
-    # executors must run the same interpreter (and so the same installed packages) as the driver
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     master = config.resolved_spark_master
     if master.startswith("local"):
+        # local Python workers must run this interpreter, with ssp and its packages installed
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    else:
+        # on a cluster the executors' Python may live elsewhere; a PYSPARK_PYTHON set by the user wins
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     jars = fetch_jars("spark-kafka", spark_kafka_artifacts(config))
