@@ -1,8 +1,8 @@
 """Packaging for ssp, the Spark Streaming Playground.
 
 Dependencies are pinned to versions that resolve together on Python 3.11. The
-core set runs the streaming pipeline (Kafka, Spark, PostgreSQL); the ``ml``
-extra adds the learning stages (TensorFlow, Snorkel and the torch it needs);
+core set runs the streaming pipeline (Kafka, Spark, PostgreSQL); ``labeling``
+adds Snorkel (and the torch it needs), ``model`` TensorFlow, ``ml`` both;
 ``dev`` adds the test and lint tools.
 """
 
@@ -25,9 +25,18 @@ CORE = [
     "click==8.3.1",
 ]
 
-ML = [
-    "tensorflow-cpu==2.20.0",
+# Weak supervision: snorkel's LabelModel runs on torch. PyPI's torch wheel for Linux brings the
+# CUDA libraries with it (about 3 GB); a CPU-only torch wheel placed where pip finds it
+# (PIP_FIND_LINKS) is used instead when its version matches.
+LABELING = [
     "snorkel==0.10.0",
+    "torch==2.15.0",
+    "scikit-learn==1.9.1",
+    "matplotlib==3.11.2",
+]
+
+MODEL = [
+    "tensorflow-cpu==2.20.0",
 ]
 
 DEV = [
@@ -48,6 +57,6 @@ setup(
     packages=find_packages("src"),
     package_data={"ssp": ["py.typed"], "ssp.infra": ["spark-log4j2.properties"]},
     install_requires=CORE,
-    extras_require={"ml": ML, "dev": DEV},
+    extras_require={"labeling": LABELING, "model": MODEL, "ml": LABELING + MODEL, "dev": DEV},
     entry_points={"console_scripts": ["ssp=ssp.cli:main"]},
 )

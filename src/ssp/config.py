@@ -116,6 +116,109 @@ class IngestConfig:
     starting_offsets: str = "earliest"
 
 
+@gin.configurable
+@dataclass
+class DatasetConfig:
+    """Deduplication and the train/dev/test split (ssp dataset prepare)."""
+
+    version: int = 0
+    raw_table_prefix: str = "raw_tweet_dataset"
+    seed: int = 42
+    test_size: int = 1000
+    dev_size: int = 500
+    snorkel_train_size: int = 10_000
+    min_train_size: int = 1
+    english_only: bool = False
+
+
+@gin.configurable
+@dataclass
+class LabelConfig:
+    """Weak labelling with Snorkel (ssp label, ssp label evaluate)."""
+
+    version: int = 0
+    engine: str = "auto"  # auto | pandas | spark
+    spark_min_rows: int = 100_000  # auto picks Spark from this many rows on
+    keyword_dir: str = "data/labeling"
+    epochs: int = 500
+    learning_rate: float = 0.01
+    l2: float = 0.0
+    seed: int = 123
+    output_dir: str = ""  # default: $SSP_STATE_DIR/labels/v<version>
+
+
+@gin.configurable
+@dataclass
+class TrainConfig:
+    """The text classifier (ssp train)."""
+
+    version: int = 0
+    model_name: str = "naive_text_clf"
+    model_dir: str = ""  # default: $SSP_STATE_DIR/models
+    architecture: str = "embedding_pool"  # embedding_pool | bilstm
+    max_tokens: int = 20_000
+    sequence_length: int = 64
+    embedding_dim: int = 64
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    patience: int = 3
+    seed: int = 7
+
+
+@gin.configurable
+@dataclass
+class ServeConfig:
+    """The model server (ssp serve) and its clients."""
+
+    model_name: str = "naive_text_clf"
+    model_base_path: str = ""  # default: <TrainConfig.model_dir>/<model_name>
+    host: str = "127.0.0.1"
+    rest_api_port: int = 8501
+    poll_wait_seconds: float = 1.0
+    max_request_bytes: int = 16 * 1024 * 1024
+    client_timeout_seconds: float = 10.0
+    client_retries: int = 3
+    client_batch_size: int = 256
+
+
+@gin.configurable
+@dataclass
+class ClassifyConfig:
+    """Live classification of the stream (ssp classify)."""
+
+    topic: str = "mix_tweets_topic"
+    version: int = 0
+    threshold: float = 0.5
+    model_url: str = ""  # default: http://<ServeConfig.host>:<ServeConfig.rest_api_port>
+    max_offsets_per_trigger: int = 20_000
+    trigger_seconds: float = 1.0
+    starting_offsets: str = "earliest"
+
+
+@gin.configurable
+@dataclass
+class WebConfig:
+    """The Flask apps (ssp dashboard, ssp tagger)."""
+
+    host: str = "127.0.0.1"
+    dashboard_port: int = 5001
+    tagger_port: int = 5002
+    page_size: int = 50
+
+
+@gin.configurable
+@dataclass
+class ActiveLearningConfig:
+    """The tagger's query strategies and the retrain loop (ssp al)."""
+
+    strategy: str = "least_confidence"  # least_confidence | entropy | disagreement | random
+    retrain_every: int = 50
+    simulate_rounds: int = 10
+    simulate_batch: int = 20
+    simulate_seeds: int = 3
+
+
 def load_config(gin_files: Sequence[str | Path] = (), bindings: Sequence[str] = ()) -> None:
     """Parse the default gin file, then ``gin_files`` and ``bindings`` on top of it."""
     files = [DEFAULT_GIN_FILE] if DEFAULT_GIN_FILE.exists() else []

@@ -22,9 +22,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -139,4 +141,65 @@ DEAD_LETTER_COLUMNS = (
     "raw_value",
     "reason",
     "error",
+)
+
+
+# The splits ``ssp dataset prepare`` writes, in the order they are drawn.
+DATASET_SPLITS = ("test", "dev", "snorkel_train", "train")
+DEDUP_TABLE_PREFIX = "deduplicated_raw_tweet_dataset"
+
+
+def split_table_name(split: str, version: int | str) -> str:
+    """``test_dataset_<v>``, ``dev_dataset_<v>``, ``snorkel_train_dataset_<v>``, ``train_dataset_<v>``."""
+    if split not in DATASET_SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(DATASET_SPLITS)}")
+    return versioned_table_name(f"{split}_dataset", version)
+
+
+def dataset_table(name: str, metadata: MetaData | None = None) -> Table:
+    """A deduplicated tweet table or one split of it, with its weak and gold labels.
+
+    ``slabel``/``slabel_prob`` are Snorkel's (written by ``ssp label``; -1 where no labelling
+    function voted); ``label``/``labelled_by``/``labelled_at`` are the gold label the tagger
+    writes (1 AI, 0 not AI, NULL not labelled yet). ``dup_count`` is how many raw tweets the row
+    stands for after deduplication.
+    """
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("lang", Text),
+        Column("user_screen_name", Text),
+        Column("urls", ARRAY(Text), nullable=False),
+        Column("hashtags", ARRAY(Text), nullable=False),
+        Column("is_retweet", Boolean, nullable=False),
+        Column("norm_text", Text, nullable=False),
+        Column("dup_count", Integer, nullable=False, server_default="1"),
+        Column("slabel", SmallInteger),
+        Column("slabel_prob", Float(precision=24)),
+        Column("label", SmallInteger),
+        Column("labelled_by", Text),
+        Column("labelled_at", DateTime(timezone=True)),
+    )
+
+
+DATASET_COLUMNS = (
+    "id",
+    "created_at",
+    "text",
+    "lang",
+    "user_screen_name",
+    "urls",
+    "hashtags",
+    "is_retweet",
+    "norm_text",
+    "dup_count",
+    "slabel",
+    "slabel_prob",
+    "label",
+    "labelled_by",
+    "labelled_at",
 )
