@@ -275,5 +275,16 @@ def demo(tweets: int, version: int) -> None:
                "stop the stack with `ssp infra down`")
 
 
+# ---------------------------------------------------------------- stages with their own modules
+def _register_stage_commands() -> None:
+    from ssp.labeling.cli import label
+
+    for command in (label,):
+        main.add_command(command)
+
+
+_register_stage_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -144,3 +144,41 @@ def copy_csv_ignore_conflicts(
             f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
         )
         return cur.rowcount
+
+
+def insert_raw_tweets(database_url: str, table: str, payloads: Iterable[dict]) -> int:
+    """Parse ``payloads`` and write them to the raw tweet table ``table`` (created if missing), as the
+    ingest stream would, but without Kafka: for loading recorded tweets, tests and benchmarks.
+
+    Returns the number of rows inserted; tweets already in the table are left alone.
+    """
+    import json
+
+    import psycopg2
+
+    from ssp.storage.tables import RAW_TWEET_COLUMNS, raw_tweets_table
+    from ssp.tweets import parse_tweet
+
+    engine = make_engine(database_url)
+    try:
+        ensure_tables(engine, raw_tweets_table(table))
+    finally:
+        engine.dispose()
+    rows, seen = [], set()
+    for offset, payload in enumerate(payloads):
+        tweet = parse_tweet(payload)
+        if tweet.id in seen:
+            continue
+        seen.add(tweet.id)
+        rows.append((
+            tweet.id, tweet.created_at.isoformat(), tweet.text, tweet.lang, tweet.user_screen_name,
+            pg_array_literal(tweet.urls), pg_array_literal(tweet.hashtags), tweet.is_retweet,
+            json.dumps(payload), "direct_load", 0, offset,
+        ))
+    conn = psycopg2.connect(libpq_url(database_url))
+    try:
+        inserted = copy_insert_ignore_conflicts(conn, table, RAW_TWEET_COLUMNS, rows, ("id",), ("id",))
+        conn.commit()
+    finally:
+        conn.close()
+    return inserted

@@ -23,9 +23,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Table,
     Text,
@@ -203,3 +205,74 @@ DATASET_COLUMNS = (
     "labelled_by",
     "labelled_at",
 )
+
+
+# ---------------------------------------------------------------- live classification (ssp classify)
+CLASSIFIED_TABLE_PREFIX = "classified_tweets"
+AI_TWEETS_TABLE_PREFIX = "ai_tweets"
+AI_TWEET_URLS_TABLE_PREFIX = "ai_tweet_urls"
+
+
+def classified_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
+    """Every tweet the live classifier saw, with P(AI) and the model version that gave it."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("lang", Text),
+        Column("user_screen_name", Text),
+        Column("urls", ARRAY(Text), nullable=False),
+        Column("hashtags", ARRAY(Text), nullable=False),
+        Column("ai_prob", Float(precision=24), nullable=False),
+        Column("model_version", BigInteger, nullable=False),
+        Column("is_ai", Boolean, nullable=False),
+        Column("kafka_topic", Text, nullable=False),
+        Column("kafka_partition", Integer, nullable=False),
+        Column("kafka_offset", BigInteger, nullable=False),
+        # the Kafka record's timestamp: when the producer sent the tweet
+        Column("produced_at", DateTime(timezone=True)),
+        Column("classified_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        Index(f"{name}_classified_at_idx", "classified_at"),
+        Index(f"{name}_created_at_idx", "created_at"),
+    )
+
+
+def ai_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
+    """The tweets classified as AI (``ai_prob`` at or over the threshold), for the dashboard."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("lang", Text),
+        Column("user_screen_name", Text),
+        Column("urls", ARRAY(Text), nullable=False),
+        Column("hashtags", ARRAY(Text), nullable=False),
+        Column("ai_prob", Float(precision=24), nullable=False),
+        Column("model_version", BigInteger, nullable=False),
+        Column("produced_at", DateTime(timezone=True)),
+        Column("classified_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        Index(f"{name}_created_at_idx", "created_at"),
+        Index(f"{name}_classified_at_idx", "classified_at"),
+        Index(f"{name}_ai_prob_idx", "ai_prob"),
+    )
+
+
+def ai_tweet_urls_table(name: str, metadata: MetaData | None = None) -> Table:
+    """The links of the AI tweets: one row per (tweet, expanded URL), with the URL's domain."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("tweet_id", BigInteger, nullable=False),
+        Column("url", Text, nullable=False),
+        Column("domain", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("tweet_id", "url", name=f"{name}_pkey"),
+        Index(f"{name}_domain_idx", "domain"),
+    )

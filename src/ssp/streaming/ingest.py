@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
-import signal
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ssp.config import InfraConfig, IngestConfig, default_state_dir
@@ -36,6 +33,7 @@ from ssp.storage.tables import (
     validate_identifier,
     versioned_table_name,
 )
+from ssp.streaming.runner import StreamProgress, kafka_stream, run_until_done
 from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
 log = logging.getLogger(__name__)
@@ -152,18 +150,6 @@ def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes:
 
 
 @dataclass
-class IngestProgress:
-    seen: int = 0
-    inserted: int = 0
-    dead: int = 0
-    batches: int = 0
-    # the idle clock starts once the stream has made its first trigger, not while Spark starts
-    last_data_at: float | None = None
-    error: BaseException | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
 class IngestResult:
     table: str
     dead_letter_table: str
@@ -212,10 +198,8 @@ def run_ingest(
     ensure_tables(engine, raw_tweets_table(table), dead_letter_table(dead_table))
     engine.dispose()
     checkpoint = checkpoint_dir or checkpoint_dir_for(topic, table)
-    checkpoint.mkdir(parents=True, exist_ok=True)
-
     writer = _partition_writer(database_url, table, dead_table, config.max_record_bytes)
-    progress = IngestProgress()
+    progress = StreamProgress()
 
     def write_batch(batch_df, batch_id: int) -> None:
         counts = (
@@ -226,69 +210,23 @@ def run_ingest(
             .collect()
         )
         seen, inserted, dead = (int(v or 0) for v in counts[0]) if counts else (0, 0, 0)
-        with progress.lock:
-            progress.seen += seen
-            progress.inserted += inserted
-            progress.dead += dead
-            progress.batches += 1
-            if seen or progress.last_data_at is None:
-                progress.last_data_at = time.monotonic()
+        progress.add(seen, inserted=inserted, dead=dead)
         log.info("batch %d: %d records, %d new tweets, %d dead letters", batch_id, seen, inserted, dead)
         if on_progress is not None:
             on_progress(seen)
 
-    stream = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", infra.kafka_bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", config.starting_offsets)
-        .option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
-        .option("failOnDataLoss", "false")
-        .load()
+    stream = kafka_stream(spark, infra, topic, config.starting_offsets, config.max_offsets_per_trigger)
+    seconds = run_until_done(
+        stream, write_batch, progress, name=f"ingest_{table}", checkpoint=checkpoint,
+        trigger_seconds=config.trigger_seconds, max_records=max_records, until_idle=until_idle,
     )
-    start = time.monotonic()
-    query = (
-        stream.writeStream.foreachBatch(write_batch)
-        .option("checkpointLocation", str(checkpoint))
-        .trigger(processingTime=f"{config.trigger_seconds} seconds")
-        .queryName(f"ingest_{table}")
-        .start()
-    )
-    stop_requested = threading.Event()
-    previous_handler = None
-    if threading.current_thread() is threading.main_thread():
-        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
-    try:
-        while query.isActive and not stop_requested.is_set():
-            query.awaitTermination(0.5)
-            with progress.lock:
-                if progress.last_data_at is None and query.lastProgress is not None:
-                    progress.last_data_at = time.monotonic()
-                seen = progress.seen
-                idle_for = 0.0 if progress.last_data_at is None else time.monotonic() - progress.last_data_at
-            if max_records is not None and seen >= max_records:
-                break
-            if until_idle is not None and idle_for >= until_idle:
-                break
-    except KeyboardInterrupt:
-        log.info("interrupted; stopping the ingest stream")
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-        exception = query.exception() if not query.isActive else None
-        for event in query.recentProgress:
-            log.info("progress: batch %s, %s rows, durations %s", event.get("batchId"), event.get("numInputRows"),
-                     event.get("durationMs"))
-        query.stop()
-    if exception is not None:
-        raise RuntimeError(f"the ingest stream failed: {exception}")
     return IngestResult(
         table=table,
         dead_letter_table=dead_table,
         topic=topic,
         seen=progress.seen,
-        inserted=progress.inserted,
-        dead=progress.dead,
+        inserted=progress.counts.get("inserted", 0),
+        dead=progress.counts.get("dead", 0),
         batches=progress.batches,
-        seconds=time.monotonic() - start,
+        seconds=seconds,
     )

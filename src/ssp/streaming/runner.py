@@ -1,0 +1,103 @@
+"""Running a Kafka-sourced Structured Streaming query until a record count, an idle spell, SIGTERM
+or Ctrl-C: the loop the ingest and the classify jobs share."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ssp.config import InfraConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamProgress:
+    """What the micro-batches have done so far; updated by ``foreachBatch`` on the driver."""
+
+    seen: int = 0
+    batches: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    # the idle clock starts once the stream has made its first trigger, not while Spark starts
+    last_data_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, seen: int, **counts: int) -> None:
+        with self.lock:
+            self.seen += seen
+            self.batches += 1
+            for key, value in counts.items():
+                self.counts[key] = self.counts.get(key, 0) + value
+            if seen or self.last_data_at is None:
+                self.last_data_at = time.monotonic()
+
+
+def kafka_stream(spark, infra: InfraConfig, topic: str, starting_offsets: str, max_offsets_per_trigger: int):
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", infra.kafka_bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets)
+        .option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+
+
+def run_until_done(
+    stream,
+    write_batch,
+    progress: StreamProgress,
+    *,
+    name: str,
+    checkpoint: Path,
+    trigger_seconds: float,
+    max_records: int | None = None,
+    until_idle: float | None = None,
+) -> float:
+    """Start ``stream.writeStream.foreachBatch(write_batch)`` and wait until it should stop.
+
+    Returns the seconds it ran; raises RuntimeError when the query failed.
+    """
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    query = (
+        stream.writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(processingTime=f"{trigger_seconds} seconds")
+        .queryName(name)
+        .start()
+    )
+    stop_requested = threading.Event()
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    try:
+        while query.isActive and not stop_requested.is_set():
+            query.awaitTermination(0.5)
+            with progress.lock:
+                if progress.last_data_at is None and query.lastProgress is not None:
+                    progress.last_data_at = time.monotonic()
+                seen = progress.seen
+                idle_for = 0.0 if progress.last_data_at is None else time.monotonic() - progress.last_data_at
+            if max_records is not None and seen >= max_records:
+                break
+            if until_idle is not None and idle_for >= until_idle:
+                break
+    except KeyboardInterrupt:
+        log.info("interrupted; stopping %s", name)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+        exception = query.exception() if not query.isActive else None
+        for event in query.recentProgress:
+            log.info("progress: batch %s, %s rows, durations %s", event.get("batchId"), event.get("numInputRows"),
+                     event.get("durationMs"))
+        query.stop()
+    if exception is not None:
+        raise RuntimeError(f"the {name} stream failed: {exception}")
+    return time.monotonic() - start
