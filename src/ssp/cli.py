@@ -277,9 +277,10 @@ def demo(tweets: int, version: int) -> None:
 
 # ---------------------------------------------------------------- stages with their own modules
 def _register_stage_commands() -> None:
+    from ssp.dataset.cli import dataset
     from ssp.labeling.cli import label
 
-    for command in (label,):
+    for command in (dataset, label):
         main.add_command(command)
 
 
