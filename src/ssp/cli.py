@@ -279,8 +279,9 @@ def demo(tweets: int, version: int) -> None:
 def _register_stage_commands() -> None:
     from ssp.dataset.cli import dataset
     from ssp.labeling.cli import label
+    from ssp.model.cli import train
 
-    for command in (dataset, label):
+    for command in (dataset, label, train):
         main.add_command(command)
 
 
