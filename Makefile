@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install lint clean-state
 
 $(STAMP): setup.py
+	bin/install_system_packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,ml]'
@@ -21,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ssp demo
 
 test: $(STAMP)
+	bin/install_system_packages.sh --test
 	$(PY) -m pytest
 
 lint: $(STAMP)

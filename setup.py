@@ -23,6 +23,8 @@ CORE = [
     "orjson==3.11.4",
     "rich==14.2.0",
     "click==8.3.1",
+    "requests==2.32.5",
+    "matplotlib==3.11.2",  # the PNG charts
 ]
 
 # Weak supervision: snorkel's LabelModel runs on torch. PyPI's torch wheel for Linux brings the
@@ -32,7 +34,6 @@ LABELING = [
     "snorkel==0.10.0",
     "torch==2.15.0",
     "scikit-learn==1.9.1",
-    "matplotlib==3.11.2",
 ]
 
 MODEL = [
@@ -43,7 +44,8 @@ DEV = [
     "pytest==8.4.2",
     "pytest-timeout==2.4.0",
     "ruff==0.14.4",
-    "requests==2.32.5",
+    # browser tests drive the system's Chromium (Debian package chromium); no browser download
+    "playwright==1.65.2",
 ]
 
 setup(
@@ -55,7 +57,11 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={"ssp": ["py.typed"], "ssp.infra": ["spark-log4j2.properties"]},
+    package_data={
+        "ssp": ["py.typed"],
+        "ssp.infra": ["spark-log4j2.properties"],
+        "ssp.web": ["templates/*.html", "templates/*/*.html", "static/*/*"],
+    },
     install_requires=CORE,
     extras_require={"labeling": LABELING, "model": MODEL, "ml": LABELING + MODEL, "dev": DEV},
     entry_points={"console_scripts": ["ssp=ssp.cli:main"]},

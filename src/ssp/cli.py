@@ -280,8 +280,9 @@ def _register_stage_commands() -> None:
     from ssp.dataset.cli import dataset
     from ssp.labeling.cli import label
     from ssp.model.cli import train
+    from ssp.web.cli import dashboard
 
-    for command in (dataset, label, train):
+    for command in (dataset, label, train, dashboard):
         main.add_command(command)
 
 

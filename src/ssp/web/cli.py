@@ -1,0 +1,62 @@
+"""``ssp dashboard``: serve the AI-tweets dashboard for one version's classification tables."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ssp.config import ClassifyConfig, InfraConfig, WebConfig
+
+
+@click.command("dashboard")
+@click.option("--version", type=click.IntRange(min=0), default=None,
+              help="Which classify run to show: the tables *_<version> (default: ClassifyConfig.version).")
+@click.option("--host", default=None, help="Address to listen on (default: WebConfig.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
+              help="Port to listen on; 0 picks a free one (default: WebConfig.dashboard_port, 5001).")
+def dashboard(version: int | None, host: str | None, port: int | None) -> None:
+    """Serve the AI-tweets dashboard: the AI tweets with their links, a live view with a per-minute chart and
+    the top link domains, every classified tweet, and a JSON API behind each view. Read-only; stop with Ctrl-C.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from ssp.cli import SspError
+    from ssp.progress import summary
+    from ssp.web.common import serve_app
+    from ssp.web.dashboard import TablesMissingError, create_app
+
+    config = WebConfig()
+    version = ClassifyConfig().version if version is None else version
+    host = host or config.host
+    port = config.dashboard_port if port is None else port
+    app = create_app(InfraConfig().database_url, version, config)
+    data = app.extensions["ssp_dashboard"]
+    try:
+        with data.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        data.require_tables()
+    except OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        raise SspError(f"cannot reach the database ({reason}): start it with `ssp infra up` "
+                       "or point SSP_DATABASE_URL at one") from err
+    except TablesMissingError as err:
+        # the dashboard still starts: its pages say this and show the tweets once classify runs
+        click.echo(f"warning: {err}", err=True)
+
+    # werkzeug logs every request at INFO and the live page polls every 2 s: show them with `ssp -v` only
+    access_log = logging.getLogger("werkzeug")
+    if access_log.level == logging.NOTSET:
+        access_log.setLevel(logging.getLogger().getEffectiveLevel())
+
+    def announce(url: str) -> None:
+        click.echo(f"dashboard for version {version} on {url} (Ctrl-C stops it)")
+
+    try:
+        seconds = serve_app(app, host, port, on_start=announce)
+    except OSError as err:
+        raise SspError(f"cannot listen on {host}:{port}: {err.strerror or err} (pick another --port or --host)") from err
+    finally:
+        data.engine.dispose()
+    summary(f"dashboard for version {version} stopped after {seconds:.0f} s")

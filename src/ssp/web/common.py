@@ -1,0 +1,213 @@
+"""What ssp's web apps share: security headers, strict query-string parsing, link safety, error
+pages and the WSGI server that runs them.
+
+Tweet text and links are untrusted. Templates rely on Jinja's autoescaping, scripts build the
+page with DOM APIs, the Content-Security-Policy forbids inline scripts, and only http(s) links
+become ``href``\\ s:
+
+>>> safe_href("https://example.org/a?b=1")
+'https://example.org/a?b=1'
+>>> safe_href("javascript:alert(1)") is None
+True
+>>> link_domain("https://WWW.Example.ORG:8443/x")
+'example.org'
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Collection
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, make_server
+
+# No 'unsafe-inline' anywhere: scripts and styles come from /static only, so an injected
+# <script> or style attribute in tweet text would not run even if escaping failed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+API_PREFIX = "/api/"
+_MAX_INT_DIGITS = 9
+_FLOAT = re.compile(r"^[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?$|^[0-9]+\.$")
+
+
+class ParameterError(ValueError):
+    """A query-string parameter is missing, repeated, unknown or out of range (HTTP 400)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class UnavailableError(RuntimeError):
+    """The app runs but what it shows is not there yet, e.g. a version's tables (HTTP 503)."""
+
+    def __init__(self, message: str, **details) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+# ---------------------------------------------------------------- query-string parsing
+def reject_unknown(args: MultiDict, allowed: Collection[str]) -> None:
+    """A misspelt parameter (``?pgae=2``) is an error, not silently the default."""
+    for name in args:
+        if name not in allowed:
+            expected = ", ".join(sorted(allowed)) or "none"
+            raise ParameterError(name, f"unknown parameter {name!r}: expected one of {expected}")
+
+
+def single_value(args: MultiDict, name: str) -> str | None:
+    """The one value of ``name``; an empty value (an empty form field) counts as absent."""
+    values = args.getlist(name)
+    if len(values) > 1:
+        raise ParameterError(name, f"parameter {name!r} is given {len(values)} times: give it once")
+    value = values[0].strip() if values else ""
+    return value or None
+
+
+def int_param(args: MultiDict, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An integer in ``[minimum, maximum]``, written in plain ASCII digits."""
+    raw = single_value(args, name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_INT_DIGITS) or not minimum <= int(raw) <= maximum:
+        raise ParameterError(name, f"{name} must be an integer from {minimum} to {maximum}, got {raw!r}")
+    return int(raw)
+
+
+def probability_param(args: MultiDict, name: str) -> float | None:
+    """A probability in ``[0, 1]`` (``0.8``, ``.8``, ``1``), or None when absent."""
+    raw = single_value(args, name)
+    if raw is None:
+        return None
+    value = float(raw) if _FLOAT.match(raw) else None
+    if value is None or not 0.0 <= value <= 1.0:
+        raise ParameterError(name, f"{name} must be a number from 0 to 1, got {raw!r}")
+    return value
+
+
+def text_param(args: MultiDict, name: str, max_length: int, extra_chars: str = "") -> str | None:
+    """A plain word: letters and digits plus ``extra_chars``, at most ``max_length`` long."""
+    raw = single_value(args, name)
+    if raw is None:
+        return None
+    if len(raw) > max_length:
+        raise ParameterError(name, f"{name} must be at most {max_length} characters, got {len(raw)}")
+    bad = sorted({c for c in raw if not (c.isalnum() or c in extra_chars)})
+    if bad:
+        allowed = "letters, digits" + "".join(f", {c!r}" for c in extra_chars)
+        raise ParameterError(name, f"{name} {raw!r} holds {''.join(bad)!r}: use only {allowed}")
+    return raw
+
+
+# ---------------------------------------------------------------- links
+def safe_href(url: str) -> str | None:
+    """``url`` if it may become a link: http(s) with a host and no whitespace or control characters."""
+    if not isinstance(url, str) or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def normalise_domain(host: str) -> str:
+    """A host as ``ssp classify`` files it under ``domain``: lower case, no trailing dot, no ``www.``."""
+    host = host.strip().lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def link_domain(url: str) -> str:
+    """The domain of ``url`` (see :func:`normalise_domain`), or '' when it has no host."""
+    try:
+        return normalise_domain(urlsplit(url).hostname or "")
+    except ValueError:
+        return ""
+
+
+def link_view(url: str) -> dict:
+    """A link as the pages and the JSON API show it; ``href`` is None when it must stay text."""
+    return {"url": url, "domain": link_domain(url), "href": safe_href(url)}
+
+
+# ---------------------------------------------------------------- responses
+def wants_json() -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def error_response(status: int, message: str, **details) -> Response:
+    """A JSON error for the API, an HTML page for the views; both carry ``message``."""
+    if wants_json():
+        response = jsonify({"error": message, **details})
+    else:
+        refresh = 10 if status == 503 else None
+        response = Response(render_template("error.html", status=status, message=message, refresh=refresh))
+    response.status_code = status
+    if status == 503:
+        response.headers["Retry-After"] = "10"
+    return response
+
+
+def install_common(app: Flask) -> None:
+    """Security headers on every response and one error format for the app's errors."""
+
+    @app.after_request
+    def add_security_headers(response: Response) -> Response:
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        if request.path.startswith(API_PREFIX):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(ParameterError)
+    def bad_parameter(err: ParameterError) -> Response:
+        return error_response(400, str(err), parameter=err.parameter)
+
+    @app.errorhandler(UnavailableError)
+    def unavailable(err: UnavailableError) -> Response:
+        return error_response(503, str(err), **err.details)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        return error_response(err.code or 500, f"{err.name}: {err.description}")
+
+
+# ---------------------------------------------------------------- serving
+def server_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def make_wsgi_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
+    """A threaded WSGI server for ``app`` (werkzeug's, not its reloading debug server); port 0 picks a free one.
+
+    Raises OSError when the address is taken or cannot be bound.
+    """
+    return make_server(host, port, app, threaded=True)
+
+
+def serve_app(app: Flask, host: str, port: int, on_start: Callable[[str], None] = print) -> float:
+    """Serve ``app`` until interrupted; tells ``on_start`` the URL once it listens, returns seconds served."""
+    server = make_wsgi_server(app, host, port)
+    on_start(server_url(host, server.server_port))
+    start = time.monotonic()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return time.monotonic() - start
+
