@@ -52,7 +52,7 @@ def main() -> None:
         print(line)
     url = infra.database_url
     version = random.randint(10**6, 10**7)
-    tweets = SyntheticTweets(seed=args.seed).generate(args.n)
+    tweets = list(SyntheticTweets(seed=args.seed).generate(args.n))
     truth = {t.tweet_id: int(t.is_ai) for t in tweets}
     insert_raw_tweets(url, f"raw_tweet_dataset_{version}", (t.payload for t in tweets))
     prepared = prepare_dataset(url, DatasetConfig(version=version), show_progress=False)

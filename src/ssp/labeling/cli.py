@@ -37,7 +37,7 @@ def _print_comparison(comparison: dict, gold_rows: int) -> None:
     for name, m in comparison.items():
         console.print(
             f"  {name:14s} accuracy {m['accuracy']:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
-            f"F1 {m['f1']:.3f}  abstained {m['abstained']}  confusion [[tn, fp], [fn, tp]] {m['confusion']}"
+            f"F1 {m['f1']:.3f}  abstained {m['abstained']} (accuracy where voted {m['accuracy_voted']:.3f})  confusion [[tn, fp], [fn, tp]] {m['confusion']}"
         )
 
 

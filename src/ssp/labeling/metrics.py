@@ -6,6 +6,8 @@ Pure functions over numpy arrays, so they can be checked against matrices worked
 >>> m = binary_metrics(np.array([1, 1, 0, 0]), np.array([1, -1, 0, 1]))
 >>> m["accuracy"], m["precision"], m["recall"], m["confusion"]
 (0.5, 0.5, 0.5, [[1, 1], [1, 1]])
+>>> m["abstained"], m["accuracy_voted"]
+(1, 0.6666666666666666)
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Accuracy, precision, recall and F1 for the AI class (1), and the confusion matrix.
 
     An abstention (-1) in ``y_pred`` is a prediction of "not AI" for precision and recall and
-    is never correct for accuracy; ``abstained`` says how many there were.
+    is never correct for ``accuracy``; ``abstained`` says how many there were and
+    ``accuracy_voted`` is the accuracy on the rows that got a label.
     Confusion rows are the true class (0, 1), columns the predicted one.
     """
     y_true = np.asarray(y_true).astype(int)
@@ -67,6 +70,7 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     if y_true.shape != y_pred.shape:
         raise ValueError(f"{y_true.shape[0]} gold labels but {y_pred.shape[0]} predictions")
     predicted_ai = y_pred == 1
+    voted = y_pred != ABSTAIN
     tp = int((predicted_ai & (y_true == 1)).sum())
     fp = int((predicted_ai & (y_true == 0)).sum())
     fn = int((~predicted_ai & (y_true == 1)).sum())
@@ -82,5 +86,6 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         "recall": recall,
         "f1": f1,
         "abstained": int((y_pred == ABSTAIN).sum()),
+        "accuracy_voted": float((y_true == y_pred)[voted].mean()) if voted.any() else 0.0,
         "confusion": [[tn, fp], [fn, tp]],
     }
