@@ -139,7 +139,7 @@ class LabelConfig:
     version: int = 0
     engine: str = "auto"  # auto | pandas | spark
     spark_min_rows: int = 100_000  # auto picks Spark from this many rows on
-    keyword_dir: str = "data/labeling"
+    keyword_dir: str = ""  # default: $SSP_DATA_DIR/labeling if it exists, else the repo's data/labeling
     epochs: int = 500
     learning_rate: float = 0.01
     l2: float = 0.0
