@@ -24,6 +24,7 @@ CORE = [
     "rich==14.2.0",
     "click==8.3.1",
     "requests==2.32.5",
+    "urllib3==2.8.0",  # the model server client
     "matplotlib==3.11.2",  # the PNG charts
 ]
 

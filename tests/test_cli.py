@@ -14,8 +14,21 @@ from click.testing import CliRunner
 from ssp.cli import main
 from ssp.config import IngestConfig, load_config
 
-COMMANDS = [[], ["infra"], ["infra", "up"], ["infra", "down"], ["infra", "status"], ["infra", "fetch"],
-            ["produce"], ["ingest"], ["demo"]]
+
+def _all_commands(group, path=()):
+    """Every command and group under ``ssp``, so a new command cannot ship without --help."""
+    yield list(path)
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _all_commands(command, (*path, name))
+
+
+COMMANDS = list(_all_commands(main))
+EXPECTED = {"infra up", "produce", "ingest", "demo", "dataset prepare", "label", "label evaluate", "train", "serve",
+            "dashboard"}
+
+
+def test_the_stage_commands_are_registered():
+    assert EXPECTED <= {" ".join(c) for c in COMMANDS}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ssp")

@@ -280,9 +280,10 @@ def _register_stage_commands() -> None:
     from ssp.dataset.cli import dataset
     from ssp.labeling.cli import label
     from ssp.model.cli import train
+    from ssp.serving.cli import serve
     from ssp.web.cli import dashboard
 
-    for command in (dataset, label, train, dashboard):
+    for command in (dataset, label, train, serve, dashboard):
         main.add_command(command)
 
 

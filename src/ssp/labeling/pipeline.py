@@ -12,6 +12,7 @@ half-way leaves the previous weak labels in place.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -147,12 +148,22 @@ def _id_ranges(conn, table: str, slices: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=False))
 
 
-def _spark_labeller(database_url: str, lfs):
+@functools.lru_cache(maxsize=4)
+def worker_lfs(keyword_dir: str | None):
+    """The labelling functions, built once per Python worker (Spark reuses its workers), instead of
+    unpickling two dozen compiled keyword matchers with every task."""
+    from ssp.labeling.functions import make_lfs
+
+    return make_lfs(keyword_dir)
+
+
+def _spark_labeller(database_url: str, keyword_dir: str | None):
     """What each Spark task runs: read its id ranges from PostgreSQL, label them."""
 
     def label(batches):
         import psycopg2
 
+        lfs = worker_lfs(keyword_dir)
         conn = psycopg2.connect(database_url)
         try:
             for tasks in batches:
@@ -171,10 +182,12 @@ def _spark_labeller(database_url: str, lfs):
 
 
 def apply_spark(
-    spark, database_url: str, lfs, conn, tables: dict[str, str], slices_per_table: int | None = None
+    spark, database_url: str, keyword_dir: str | None, conn, tables: dict[str, str],
+    slices_per_table: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Label matrices per split, and the ids of their rows in order, computed by Spark tasks
-    that each read an id range of a table."""
+    that each read an id range of a table and apply the functions built from ``keyword_dir``."""
+    n_lfs = len(worker_lfs(keyword_dir))
     parallelism = spark.sparkContext.defaultParallelism
     slices = slices_per_table or max(2, parallelism * 2)
     tasks = [
@@ -182,7 +195,7 @@ def apply_spark(
         for split, table in tables.items()
         for low, high in _id_ranges(conn, table, slices)
     ]
-    matrices = {split: np.empty((0, len(lfs)), dtype=np.int8) for split in tables}
+    matrices = {split: np.empty((0, n_lfs), dtype=np.int8) for split in tables}
     ids = {split: np.empty(0, dtype=np.int64) for split in tables}
     if not tasks:
         return matrices, ids
@@ -191,7 +204,7 @@ def apply_spark(
         "split string, table string, low long, high long",
     )
     result = task_frame.mapInPandas(
-        _spark_labeller(database_url, lfs), "split string, id long, votes array<int>"
+        _spark_labeller(database_url, keyword_dir), "split string, id long, votes array<int>"
     ).toPandas()
     for split in tables:
         part = result[result["split"] == split].sort_values("id")
@@ -356,7 +369,7 @@ def run_labeling(
 
                 spark = spark_session("ssp-label")
             try:
-                matrices, ids = apply_spark(spark, database_url, lfs, conn, tables)
+                matrices, ids = apply_spark(spark, database_url, config.keyword_dir or None, conn, tables)
             finally:
                 if owned:
                     spark.stop()
