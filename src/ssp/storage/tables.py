@@ -276,3 +276,45 @@ def ai_tweet_urls_table(name: str, metadata: MetaData | None = None) -> Table:
         PrimaryKeyConstraint("tweet_id", "url", name=f"{name}_pkey"),
         Index(f"{name}_domain_idx", "domain"),
     )
+
+
+# ---------------------------------------------------------------- the tagger and active learning
+LABEL_HISTORY_TABLE = "label_history"
+MODEL_SCORES_TABLE = "model_scores"
+
+
+def label_history_table(name: str = LABEL_HISTORY_TABLE, metadata: MetaData | None = None) -> Table:
+    """Every decision an annotator made in the tagger, kept when a label changes or is undone.
+
+    ``label`` is 1 (AI), 0 (not AI) or NULL for an undo/skip recorded as ``action``.
+    """
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("history_id", BigInteger, primary_key=True, autoincrement=True),
+        Column("table_name", Text, nullable=False),
+        Column("tweet_id", BigInteger, nullable=False),
+        Column("label", SmallInteger),
+        Column("action", Text, nullable=False),  # label | skip | undo | import
+        Column("annotator", Text, nullable=False),
+        Column("labelled_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        Index(f"{name}_table_tweet_idx", "table_name", "tweet_id"),
+        Index(f"{name}_annotator_idx", "table_name", "annotator"),
+    )
+
+
+def model_scores_table(name: str = MODEL_SCORES_TABLE, metadata: MetaData | None = None) -> Table:
+    """P(AI) from a served model version for the rows of a dataset table: what the active-learning
+    queue orders by."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("table_name", Text, nullable=False),
+        Column("tweet_id", BigInteger, nullable=False),
+        Column("model_version", BigInteger, nullable=False),
+        Column("ai_prob", Float(precision=24), nullable=False),
+        Column("scored_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        PrimaryKeyConstraint("table_name", "tweet_id", name=f"{name}_pkey"),
+    )
