@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import uuid
@@ -59,14 +60,34 @@ def test_different_tweets_keep_different_normal_forms(a, b):
 
 
 def test_configured_sizes_are_used_when_there_are_enough_rows():
-    config = DatasetConfig(test_size=10, dev_size=5, snorkel_train_size=20, min_train_size=3)
+    config = DatasetConfig(test_size=10, dev_size=5, snorkel_train_size=20, min_train_size=3, min_train_fraction=0.0)
     assert plan_split_sizes(38, config) == ({"test": 10, "dev": 5, "snorkel_train": 20, "train": 3}, False)
     assert plan_split_sizes(1000, config) == ({"test": 10, "dev": 5, "snorkel_train": 20, "train": 965}, False)
 
 
+@pytest.mark.parametrize("rows", [2467, 11_000, 19_166])
+def test_small_tables_keep_a_share_for_train(rows):
+    sizes, scaled = plan_split_sizes(rows, DatasetConfig())  # 1000 / 500 / 10,000, train >= 40%
+    assert scaled
+    assert sum(sizes.values()) == rows
+    assert sizes["train"] >= 0.4 * rows
+    assert sizes["train"] - 0.4 * rows < 4  # what rounding down leaves over, no more
+    available = rows - math.ceil(0.4 * rows)
+    for split, configured in (("test", 1000), ("dev", 500), ("snorkel_train", 10_000)):
+        share = configured * available / 11_500
+        assert share - 1 < sizes[split] <= share  # the configured proportions, rounded down
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, "half"])
+def test_min_train_fraction_is_checked(fraction):
+    with pytest.raises(ConfigError, match="min_train_fraction"):
+        plan_split_sizes(100, DatasetConfig(min_train_fraction=fraction))
+
+
 @pytest.mark.parametrize("rows", [37, 20, 7, 3])
 def test_scaled_sizes_keep_proportions_and_min_train(rows):
-    config = DatasetConfig(test_size=1000, dev_size=500, snorkel_train_size=10_000, min_train_size=3)
+    config = DatasetConfig(test_size=1000, dev_size=500, snorkel_train_size=10_000, min_train_size=3,
+                           min_train_fraction=0.0)
     sizes, scaled = plan_split_sizes(rows, config)
     assert scaled
     assert sum(sizes.values()) == rows and sizes["train"] >= 3

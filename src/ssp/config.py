@@ -128,6 +128,8 @@ class DatasetConfig:
     dev_size: int = 500
     snorkel_train_size: int = 10_000
     min_train_size: int = 1
+    # on a table too small for the configured sizes, train keeps at least this share of the rows
+    min_train_fraction: float = 0.4
     english_only: bool = False
 
 

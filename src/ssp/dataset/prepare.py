@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import time
 import uuid
@@ -123,6 +124,9 @@ def _check_config(config: DatasetConfig) -> None:
             raise ConfigError(f"DatasetConfig.{name} must be an integer, got {value!r}")
         if name != "seed" and value < 0:
             raise ConfigError(f"DatasetConfig.{name} must be 0 or more, got {value}")
+    fraction = config.min_train_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"DatasetConfig.min_train_fraction must be a number in [0, 1), got {fraction!r}")
 
 
 def plan_split_sizes(rows: int, config: DatasetConfig) -> tuple[dict[str, int], bool]:
@@ -130,10 +134,15 @@ def plan_split_sizes(rows: int, config: DatasetConfig) -> tuple[dict[str, int], 
 
     The configured test, dev and snorkel_train sizes are used as they are when at least
     ``min_train_size`` tweets remain for train. With fewer rows they shrink in proportion (rounded
-    down) so that train keeps ``min_train_size``; everything not drawn goes to train.
+    down) so that train keeps ``min_train_size`` and at least ``min_train_fraction`` of the rows
+    (a classifier needs something to learn from); everything not drawn goes to train.
 
-    >>> plan_split_sizes(1150, DatasetConfig(min_train_size=100))
+    >>> plan_split_sizes(1150, DatasetConfig(min_train_size=100, min_train_fraction=0.0))
     ({'test': 91, 'dev': 45, 'snorkel_train': 913, 'train': 101}, True)
+    >>> plan_split_sizes(2500, DatasetConfig())
+    ({'test': 130, 'dev': 65, 'snorkel_train': 1304, 'train': 1001}, True)
+    >>> plan_split_sizes(20000, DatasetConfig())
+    ({'test': 1000, 'dev': 500, 'snorkel_train': 10000, 'train': 8500}, False)
     >>> plan_split_sizes(3, DatasetConfig(min_train_size=5))
     Traceback (most recent call last):
     ...
@@ -146,7 +155,7 @@ def plan_split_sizes(rows: int, config: DatasetConfig) -> tuple[dict[str, int], 
         )
     wanted = {split: getattr(config, name) for split, name in _SIZE_FIELDS.items()}
     drawn = sum(wanted.values())
-    available = rows - config.min_train_size
+    available = rows - max(config.min_train_size, math.ceil(rows * config.min_train_fraction))
     scaled = drawn > available
     if scaled:
         # integer arithmetic: the floor of size * available / drawn, no float rounding surprises
