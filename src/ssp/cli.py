@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -247,32 +248,92 @@ def ingest(topic, table_prefix, version, max_records, until_idle, checkpoint_dir
 
 # ---------------------------------------------------------------- demo
 @main.command()
-@click.option("--tweets", type=int, default=5000, show_default=True, help="Synthetic tweets to stream.")
-@click.option("--version", "version", type=int, default=0, show_default=True, help="Dataset version to write.")
-def demo(tweets: int, version: int) -> None:
-    """Run the pipeline on the embedded default: local stack, synthetic stream, ingest into PostgreSQL."""
-    ctx = click.get_current_context()
+@click.option("--tweets", type=click.IntRange(min=100), default=20_000, show_default=True,
+              help="Synthetic tweets for the first dataset.")
+@click.option("--version", "version", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Dataset version for every table of the run.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Tweets per second of the live synthetic stream the classifier sees.")
+@click.option("--duration", type=click.FloatRange(min=1), default=None,
+              help="Stop after this many seconds of running services (default: until Ctrl-C).")
+@click.pass_context
+def demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: float | None) -> None:
+    """The whole cycle on the embedded default: local stack, synthetic stream, ingest, dataset, Snorkel labels,
+    a first model; then the model server, live classification, the dashboard and the tagger, with their URLs.
+    Ctrl-C stops everything."""
+    from ssp.config import ServeConfig, WebConfig
+    from ssp.demo import Child, demo_log_dir, new_token, run_services, ssp_argv, wait_for_http
+
     start = time.monotonic()
-    click.echo("[1/3] starting the local stack (Kafka, PostgreSQL)", err=True)
+    steps = 9
+
+    def step(n: int, text: str) -> None:
+        click.echo(f"[{n}/{steps}] {text}", err=True)
+
+    step(1, "starting the local stack (Kafka, PostgreSQL)")
     ctx.invoke(infra_up)
-    click.echo(f"[2/3] producing {tweets} synthetic tweets", err=True)
-    ctx.invoke(produce, source="synthetic", topic=None, ai_topic=True, rate=None, max_records=tweets, seed=None,
+    step(2, f"producing {tweets:,} synthetic tweets into Kafka")
+    ctx.invoke(produce, source="synthetic", topic=None, ai_topic=True, rate=0.0, max_records=tweets, seed=None,
                path=None, loop=False)
-    click.echo("[3/3] ingesting them into PostgreSQL with Spark Structured Streaming", err=True)
+    step(3, "ingesting them into PostgreSQL with Spark Structured Streaming")
     ctx.invoke(ingest, topic=None, table_prefix=None, version=version, max_records=None, until_idle=10.0,
                checkpoint_dir=None)
-    from sqlalchemy import text
+    step(4, "deduplicating and splitting the dataset")
+    from ssp.dataset.cli import prepare
 
-    from ssp.storage.postgres import make_engine
-    from ssp.storage.tables import versioned_table_name
+    ctx.invoke(prepare, version=version, overwrite=False)
+    step(5, "weak labels with Snorkel")
+    from ssp.labeling.cli import label
 
-    table = versioned_table_name(IngestConfig().table_prefix, version)
-    engine = make_engine(InfraConfig().database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-    engine.dispose()
-    click.echo(f"demo done in {time.monotonic() - start:.1f} s: {table} holds {rows} tweets; "
-               "stop the stack with `ssp infra down`")
+    ctx.invoke(label, version=version, engine=None)
+    step(6, "training the classifier and exporting a model version")
+    from ssp.model.cli import train
+
+    ctx.invoke(train, version=version, architecture=None, epochs=None, model_dir=None)
+
+    root = ctx.find_root().params
+    gin = {"gin_files": tuple(root.get("gin_files") or ()), "gin_params": tuple(root.get("gin_params") or ())}
+    serve_config, web = ServeConfig(), WebConfig()
+    logs = demo_log_dir()
+    token = os.environ.get("SSP_TAGGER_TOKEN") or new_token()
+    model_url = f"http://{serve_config.host}:{serve_config.rest_api_port}"
+    children = [
+        Child("model server", ssp_argv("serve", **gin), logs / "serve.log"),
+        Child("classify stream", ssp_argv("classify", "--version", str(version), **gin), logs / "classify.log"),
+        Child("live synthetic tweets", ssp_argv("produce", "--rate", str(rate), "--max-records", str(10**9),
+                                                "--seed", str(int(time.time())), **gin), logs / "produce.log"),
+        Child("dashboard", ssp_argv("dashboard", "--version", str(version), **gin), logs / "dashboard.log"),
+        Child("tagger", ssp_argv("tagger", **gin), logs / "tagger.log", env={"SSP_TAGGER_TOKEN": token}),
+    ]
+    urls = {
+        "model server": f"{model_url}/v1/models/{serve_config.model_name}",
+        "dashboard": f"http://{web.host}:{web.dashboard_port}/",
+        "live view": f"http://{web.host}:{web.dashboard_port}/live",
+        "tagger": f"http://{web.host}:{web.tagger_port}/",
+    }
+    started: list = []
+    try:
+        step(7, f"starting the model server (log: {children[0].log_path})")
+        children[0].start()
+        started.append(children[0])
+        wait_for_http(urls["model server"], children[0], 120)
+        step(8, f"starting live classification and a live synthetic stream at {rate:g} tweets/s (logs in {logs})")
+        for child in children[1:3]:
+            child.start()
+            started.append(child)
+        step(9, "starting the dashboard and the tagger")
+        for child, url in ((children[3], urls["dashboard"]), (children[4], urls["tagger"])):
+            child.start()
+            started.append(child)
+            wait_for_http(url, child, 60)
+    except BaseException:
+        for child in reversed(started):
+            child.stop()
+        raise
+    click.echo(f"demo ready in {time.monotonic() - start:.0f} s; sign in to the tagger with any name and the token "
+               f"{token}" + ("" if os.environ.get("SSP_TAGGER_TOKEN") else " (set SSP_TAGGER_TOKEN to choose it)"))
+    run_services(started, urls, duration, lambda line: click.echo(line, err=True))
+    click.echo(f"demo stopped after {time.monotonic() - start:.0f} s; the stack is still up (`ssp infra down` stops it)")
 
 
 # ---------------------------------------------------------------- stages with their own modules
