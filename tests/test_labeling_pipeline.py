@@ -290,3 +290,21 @@ def test_label_cli(stack, labelled_version):
     assert f"weak labels of version {version} vs gold: dev (400 gold)" in result.output
     result = runner.invoke(main, ["label", "--version", "987654321"])
     assert result.exit_code == 1 and "is not prepared" in result.output
+
+
+def test_label_model_fits_in_a_process_that_has_loaded_tensorflow():
+    """The test run (and the demo) load TensorFlow and torch into one process; torch's triton must stay out."""
+    import subprocess
+    import sys
+
+    code = (
+        "import tensorflow, numpy as np\n"
+        "from ssp.config import LabelConfig\n"
+        "from ssp.labeling.pipeline import fit_label_model\n"
+        "L = np.random.default_rng(0).choice([-1, 0, 1], size=(100, 3))\n"
+        "fit_label_model(L, LabelConfig(epochs=5))\n"
+        "print('fitted')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("fitted")
