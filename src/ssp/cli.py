@@ -303,7 +303,8 @@ def demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: f
         Child("live synthetic tweets", ssp_argv("produce", "--rate", str(rate), "--max-records", str(10**9),
                                                 "--seed", str(int(time.time())), **gin), logs / "produce.log"),
         Child("dashboard", ssp_argv("dashboard", "--version", str(version), **gin), logs / "dashboard.log"),
-        Child("tagger", ssp_argv("tagger", **gin), logs / "tagger.log", env={"SSP_TAGGER_TOKEN": token}),
+        Child("tagger", ssp_argv("tagger", "--model-url", model_url, **gin), logs / "tagger.log",
+              env={"SSP_TAGGER_TOKEN": token}),
     ]
     urls = {
         "model server": f"{model_url}/v1/models/{serve_config.model_name}",
@@ -338,13 +339,15 @@ def demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: f
 
 # ---------------------------------------------------------------- stages with their own modules
 def _register_stage_commands() -> None:
+    from ssp.active.cli import al
     from ssp.dataset.cli import dataset
     from ssp.labeling.cli import label
     from ssp.model.cli import train
     from ssp.serving.cli import serve
     from ssp.web.cli import dashboard
+    from ssp.web.tagger_cli import tagger
 
-    for command in (dataset, label, train, serve, dashboard):
+    for command in (dataset, label, train, serve, dashboard, tagger, al):
         main.add_command(command)
 
 

@@ -1,0 +1,94 @@
+"""``ssp tagger``: serve the annotation app where people give the dataset tables their gold labels."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ssp.active.strategies import STRATEGIES
+from ssp.config import ActiveLearningConfig, InfraConfig, WebConfig
+
+
+@click.command("tagger")
+@click.option("--host", default=None, help="Address to listen on (default: WebConfig.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
+              help="Port to listen on; 0 picks a free one (default: WebConfig.tagger_port, 5002).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
+              help="The queue's default query strategy (default: ActiveLearningConfig.strategy); annotators can "
+                   "pick another on the page.")
+@click.option("--model-url", default=None, metavar="URL",
+              help="A TF-Serving-compatible model server (e.g. http://127.0.0.1:8501, see `ssp serve`). With it "
+                   "the queue is ranked by the model's P(AI), and every ActiveLearningConfig.retrain_every new "
+                   "labels the model is retrained, served and the queue rescored. Without it, Snorkel's "
+                   "probabilities rank the queue.")
+@click.option("--retrain-every", type=click.IntRange(min=1), default=None,
+              help="Retrain after this many new labels (default: ActiveLearningConfig.retrain_every).")
+def tagger(host: str | None, port: int | None, strategy: str | None, model_url: str | None,
+           retrain_every: int | None) -> None:
+    """Serve the tagger: annotators sign in with their name and the shared token in $SSP_TAGGER_TOKEN, pick a
+    dataset table and label its tweets with the keyboard (a = AI, x = not AI, space = skip, backspace = undo),
+    unlabelled ones most informative first. Labels go to the table's `label` column and to the label_history
+    table; the app also shows progress and annotator agreement, exports labels (CSV, JSONL, parquet) and imports
+    them from CSV. Set $SSP_TAGGER_SECRET_KEY to keep sessions across restarts. Stop with Ctrl-C.
+    """
+    import dataclasses
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from ssp.cli import SspError
+    from ssp.progress import summary
+    from ssp.web.common import serve_app
+    from ssp.web.tagger import EXTENSION, TaggerConfigError, create_app
+
+    config = WebConfig()
+    al_config = ActiveLearningConfig()
+    if strategy is not None:
+        al_config = dataclasses.replace(al_config, strategy=strategy)
+    if retrain_every is not None:
+        al_config = dataclasses.replace(al_config, retrain_every=retrain_every)
+    host = host or config.host
+    port = config.tagger_port if port is None else port
+    try:
+        app = create_app(InfraConfig().database_url, config, al_config, model_url=model_url)
+    except (TaggerConfigError, ValueError) as err:
+        raise SspError(str(err)) from err
+    state = app.extensions[EXTENSION]
+    data = state["data"]
+    try:
+        with data.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        tables = [t["name"] for v in data.tables() for t in v["tables"]]
+    except OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        raise SspError(f"cannot reach the database ({reason}): start it with `ssp infra up` "
+                       "or point SSP_DATABASE_URL at one") from err
+    if not tables:
+        click.echo("warning: no dataset tables yet; run `ssp dataset prepare` (the tagger shows them once there)",
+                   err=True)
+    if state["loop"] is not None:
+        try:
+            version = state["loop"].client.available_version(retries=0)
+            click.echo(f"model server {model_url}: serving version {version}" if version is not None else
+                       f"warning: model server {model_url} has no model version loaded yet", err=version is None)
+        except Exception as err:  # the tagger still serves; the queue page shows scoring errors
+            click.echo(f"warning: model server {model_url} does not answer ({err}); the queue uses Snorkel's "
+                       "probabilities until it does", err=True)
+
+    access_log = logging.getLogger("werkzeug")
+    if access_log.level == logging.NOTSET:
+        access_log.setLevel(logging.getLogger().getEffectiveLevel())
+
+    def announce(url: str) -> None:
+        click.echo(f"tagger on {url} with {len(tables)} dataset table(s), queue order {al_config.strategy} "
+                   "(Ctrl-C stops it)")
+
+    try:
+        seconds = serve_app(app, host, port, on_start=announce)
+    except OSError as err:
+        raise SspError(f"cannot listen on {host}:{port}: {err.strerror or err} (pick another --port or --host)") from err
+    finally:
+        data.engine.dispose()
+    labels = state["stats"]["labels"]
+    summary(f"tagger stopped after {seconds:.0f} s: {labels} label(s) written")

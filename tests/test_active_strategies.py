@@ -1,0 +1,90 @@
+"""Query strategies on fixed probabilities: scores worked out by hand, orders, ties, the seeded random control."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ssp.active.strategies import STRATEGIES, order, random_scores, scores
+
+# P(AI) of six tweets; positions 1 and 4 are equally uncertain (0.4 and 0.6), 2 and 5 equally sure.
+MODEL = np.array([0.95, 0.4, 0.0, 0.5, 0.6, 1.0])
+IDS = np.array([60, 50, 40, 30, 20, 10])
+
+
+def test_least_confidence_scores_and_order():
+    assert scores("least_confidence", MODEL) == pytest.approx([0.05, 0.4, 0.0, 0.5, 0.4, 0.0])
+    # 0.5 first; the 0.4/0.6 tie by position without ids, by ascending id with them
+    assert order("least_confidence", MODEL).tolist() == [3, 1, 4, 0, 2, 5]
+    assert order("least_confidence", MODEL, ids=IDS).tolist() == [3, 4, 1, 0, 5, 2]
+
+
+def test_entropy_is_binary_entropy_in_bits_and_orders_like_least_confidence():
+    expected = [-(p * math.log2(p) + (1 - p) * math.log2(1 - p)) if 0 < p < 1 else 0.0 for p in MODEL]
+    assert scores("entropy", MODEL) == pytest.approx(expected)
+    assert scores("entropy", MODEL)[3] == pytest.approx(1.0)
+    assert order("entropy", MODEL, ids=IDS).tolist() == order("least_confidence", MODEL, ids=IDS).tolist()
+
+
+def test_disagreement_uses_snorkel_and_counts_an_abstain_as_no_opinion():
+    snorkel = np.array([0.1, 0.4, np.nan, 0.5, 0.0, np.nan])
+    # |0.95-0.1|, |0.4-0.4|, |0-0.5|, |0.5-0.5|, |0.6-0|, |1-0.5|
+    assert scores("disagreement", MODEL, snorkel) == pytest.approx([0.85, 0.0, 0.5, 0.0, 0.6, 0.5])
+    assert order("disagreement", MODEL, snorkel, ids=IDS).tolist() == [0, 4, 5, 2, 3, 1]
+
+
+def test_random_order_is_a_seeded_hash_of_the_ids():
+    ids = np.arange(1000, 1200)
+    first = order("random", None, ids=ids, seed=3)
+    assert sorted(first.tolist()) == list(range(200))
+    assert order("random", None, ids=ids, seed=3).tolist() == first.tolist()  # a page reload
+    assert order("random", None, ids=ids, seed=4).tolist() != first.tolist()
+    # a tweet's score does not depend on which other tweets are ranked with it, nor on the model
+    subset = ids[::7][::-1]
+    assert random_scores(subset, 3) == pytest.approx(scores("random", None, ids=ids, seed=3)[::7][::-1])
+    assert scores("random", np.full(200, 0.5), ids=ids, seed=3) == pytest.approx(random_scores(ids, 3))
+    values = random_scores(ids, 3)
+    assert ((values >= 0) & (values < 1)).all() and len(set(values.tolist())) == 200
+    # roughly uniform: a quarter of 200 draws in each quarter, give or take
+    assert all(30 <= n <= 70 for n in np.histogram(values, bins=4, range=(0, 1))[0])
+
+
+def test_random_order_is_the_same_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    ids = [1779004451270000001, 5, -3]
+    code = ("import numpy as np; from ssp.active.strategies import order; "
+            f"print(order('random', None, ids=np.array({ids}), seed=9).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(order("random", None, ids=np.array(ids), seed=9).tolist())
+
+
+def test_every_strategy_returns_a_permutation_most_informative_first():
+    rng = np.random.default_rng(0)
+    model, snorkel = rng.random(50), rng.random(50)
+    for strategy in STRATEGIES:
+        ranked = order(strategy, model, snorkel, ids=np.arange(50))
+        values = scores(strategy, model, snorkel, ids=np.arange(50))
+        assert sorted(ranked.tolist()) == list(range(50))
+        assert (np.diff(values[ranked]) <= 0).all(), strategy
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: scores("margin", MODEL), "query strategy 'margin' is unknown"),
+    (lambda: scores("least_confidence", None), "model_probs is required"),
+    (lambda: scores("entropy", np.array([0.2, 1.5])), r"probabilities in \[0, 1\]; entry 1 is 1.5"),
+    (lambda: scores("entropy", np.array([0.2, np.nan])), "entry 1 is nan"),
+    (lambda: scores("entropy", np.array([[0.2, 0.8]])), "must be a 1-D array"),
+    (lambda: scores("disagreement", MODEL), "snorkel_probs is required"),
+    (lambda: scores("disagreement", MODEL, np.array([0.1, 2.0, 0, 0, 0, 0])), "snorkel_probs must hold"),
+    (lambda: scores("disagreement", MODEL, np.array([0.1])), "snorkel_probs has 1 entries but model_probs has 6"),
+    (lambda: scores("random", None), "needs ids or model_probs"),
+    (lambda: order("least_confidence", MODEL, ids=np.array([1, 2])), "one id per tweet"),
+    (lambda: order("random", None, ids=np.array(["a", "b"])), "ids must be integers"),
+])
+def test_bad_input_is_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
