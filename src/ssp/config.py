@@ -219,6 +219,8 @@ class ActiveLearningConfig:
     simulate_rounds: int = 10
     simulate_batch: int = 20
     simulate_seeds: int = 3
+    simulate_initial: int = 20  # random labels every strategy starts from
+    simulate_epochs: int = 40  # per round, no early stopping: a model trained on 20 labels needs them
 
 
 def load_config(gin_files: Sequence[str | Path] = (), bindings: Sequence[str] = ()) -> None:

@@ -14,7 +14,6 @@ import click
 from ssp.active.simulate import (
     CSV_FILE,
     PNG_FILE,
-    SIM_EPOCHS,
     UNCERTAINTY,
     SimulationError,
     dataset_data,
@@ -101,17 +100,19 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
               help="Labels asked per round (default: ActiveLearningConfig.simulate_batch).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="Repetitions with different initial labels (default: ActiveLearningConfig.simulate_seeds).")
-@click.option("--initial", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Random labels to start from, the same for every strategy of a seed.")
+@click.option("--initial", type=click.IntRange(min=1), default=None,
+              help="Random labels to start from, the same for every strategy of a seed "
+                   "(default: ActiveLearningConfig.simulate_initial).")
 @click.option("--strategy", "strategies", multiple=True, default=("least_confidence", "random"), show_default=True,
               type=click.Choice(STRATEGIES),
               help="Strategies to compare (repeat the option); the headline ratio needs least_confidence and random.")
-@click.option("--epochs", type=click.IntRange(min=1), default=SIM_EPOCHS, show_default=True,
-              help="Training epochs per round, no early stopping; the architecture comes from TrainConfig.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training epochs per round, no early stopping; the architecture comes from TrainConfig "
+                   "(default: ActiveLearningConfig.simulate_epochs).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for learning_curves.csv and learning_curves.png (default: $SSP_STATE_DIR/active_learning).")
 def simulate_command(version: int | None, synthetic: int | None, rounds: int | None, batch: int | None,
-                     seeds: int | None, initial: int, strategies: tuple[str, ...], epochs: int,
+                     seeds: int | None, initial: int | None, strategies: tuple[str, ...], epochs: int | None,
                      out_dir: str | None) -> None:
     """The learning-curve experiment: uncertainty sampling against random sampling, a labelled pool as the annotator.
 
@@ -133,6 +134,8 @@ def simulate_command(version: int | None, synthetic: int | None, rounds: int | N
     rounds = settings.simulate_rounds if rounds is None else rounds
     batch = settings.simulate_batch if batch is None else batch
     seeds = settings.simulate_seeds if seeds is None else seeds
+    initial = settings.simulate_initial if initial is None else initial
+    epochs = settings.simulate_epochs if epochs is None else epochs
     out = Path(out_dir) if out_dir else default_state_dir() / "active_learning"
     train_config = TrainConfig()
     config = simulation_config(train_config, epochs)
