@@ -92,7 +92,7 @@ def test_rows_without_votes_get_no_weak_label():
 
 
 N_TWEETS = 8000
-SIZES = {"test_size": 600, "dev_size": 400, "snorkel_train_size": 1500}
+SIZES = {"test_size": 600, "dev_size": 400, "snorkel_train_size": 1500, "min_train_fraction": 0.0}
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ True
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Collection
 from urllib.parse import urlsplit
@@ -195,7 +197,15 @@ def make_wsgi_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
 
     Raises OSError when the address is taken or cannot be bound.
     """
-    return make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True)
+    # a browser's idle keep-alive connection must not hold the process open after Ctrl-C
+    server.daemon_threads = True
+    server.block_on_close = False
+    return server
+
+
+def _raise_keyboard_interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def serve_app(app: Flask, host: str, port: int, on_start: Callable[[str], None] = print) -> float:
@@ -203,11 +213,17 @@ def serve_app(app: Flask, host: str, port: int, on_start: Callable[[str], None] 
     server = make_wsgi_server(app, host, port)
     on_start(server_url(host, server.server_port))
     start = time.monotonic()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a supervisor, `ssp demo`) stops the app as cleanly as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         server.server_close()
     return time.monotonic() - start
 
