@@ -24,7 +24,7 @@ def _all_commands(group, path=()):
 
 COMMANDS = list(_all_commands(main))
 EXPECTED = {"infra up", "produce", "ingest", "demo", "dataset prepare", "label", "label evaluate", "train", "serve",
-            "dashboard", "tagger", "al retrain", "al simulate"}
+            "classify", "dashboard", "tagger", "al retrain", "al simulate"}
 
 
 def test_the_stage_commands_are_registered():

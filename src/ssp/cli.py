@@ -344,10 +344,11 @@ def _register_stage_commands() -> None:
     from ssp.labeling.cli import label
     from ssp.model.cli import train
     from ssp.serving.cli import serve
+    from ssp.streaming.cli import classify
     from ssp.web.cli import dashboard
     from ssp.web.tagger_cli import tagger
 
-    for command in (dataset, label, train, serve, dashboard, tagger, al):
+    for command in (dataset, label, train, serve, classify, dashboard, tagger, al):
         main.add_command(command)
 
 

@@ -3,27 +3,39 @@
 Each micro-batch starts on the driver by asking the model server for its newest available
 version N; the executors then parse their share of the batch with the canonical parser and
 send the texts to ``/v1/models/<m>/versions/N:predict`` in batches (one request per
-``client_batch_size`` tweets, over pooled connections), so every row records the exact version
-that scored it and a version published on the server is used from the next micro-batch on.
+``client_batch_size`` tweets, over pooled connections kept by each Python worker), so every
+row records the exact version that scored it and a version published on the server is used
+from the next micro-batch on.
 
 Every tweet goes to ``classified_tweets_<v>``, the ones at or over the threshold to
-``ai_tweets_<v>`` and their links to ``ai_tweet_urls_<v>``, in one transaction per partition
-and keyed by tweet id with ``ON CONFLICT DO NOTHING``; with the checkpoint, that makes the effect
-exactly-once across restarts, as in the ingest job. Records that are not tweets go to the
-dead-letter table.
+``ai_tweets_<v>`` and their links to ``ai_tweet_urls_<v>``, in one transaction per Spark task
+and keyed by tweet id with ``ON CONFLICT DO NOTHING``. The AI tables are filled from the
+classified table's own row for each tweet, so however often a tweet is replayed, and by
+whichever model version, the three tables agree with the first write. With the checkpoint,
+that makes the effect exactly-once across restarts, as in the ingest job. Records that are
+not tweets go to the dead-letter table.
 
-When the model server is down or answers errors, a partition fails before writing anything, so
-no row is ever written without a prediction; the driver logs what is happening, waits with
-backoff for the server and runs the same micro-batch again, and the stream catches up.
+When the model server is down or answers errors (or answers something that is not a
+probability), a task writes nothing and reports the failure in its result row instead of
+failing: no row is ever written without a prediction, Spark does not log a task stack trace
+per attempt, and the driver sees the server's own message. The driver then says in the log
+what is happening, waits with backoff and runs the same micro-batch again (tasks that did
+succeed are skipped by the idempotent writes), and the stream catches up once the server is
+back. A stop (Ctrl-C, SIGTERM, ``max_records``) while a micro-batch is waiting ends the wait at
+once and leaves that micro-batch uncommitted, to run again on restart.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig, default_state_dir
@@ -43,11 +55,13 @@ from ssp.storage.tables import (
     ai_tweet_urls_table,
     ai_tweets_table,
     classified_tweets_table,
-    dead_letter_table,
     validate_identifier,
     versioned_table_name,
 )
-from ssp.streaming.ingest import dead_letter_row, parse_record
+from ssp.storage.tables import (
+    dead_letter_table as dead_letter_schema,  # dead_letter_table is an argument name here
+)
+from ssp.streaming.ingest import RowText, dead_letter_row, parse_record
 from ssp.streaming.runner import StreamProgress, kafka_stream, run_until_done
 from ssp.tweets import Tweet
 
@@ -62,12 +76,51 @@ AI_TWEET_COLUMNS = (
     "produced_at",
 )
 URL_COLUMNS = ("tweet_id", "url", "domain", "created_at")
-# what a Spark task failure caused by the model server looks like in the driver's exception text
-MODEL_SERVER_FAILURE = "ModelServerError"
+# One row per task of a micro-batch; ``failed``/``error`` carry a model-server failure to the driver.
+PARTITION_RESULT_SCHEMA = "seen long, classified long, ai long, dead long, failed long, error string"
+# Backoff between attempts of a micro-batch waiting for the model server: doubles up to the cap.
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 5.0
+_STOP_CHECK_SECONDS = 0.25
+
+
+class StreamStopped(RuntimeError):
+    """Raised inside ``foreachBatch`` when the stream is stopped while a micro-batch waits for the
+    model server: raising (not returning) keeps Spark from committing a batch that wrote nothing."""
+
+
+class _DropStopTracebacks(logging.Filter):
+    """py4j logs every exception of a Python callback with its traceback; a stop we raised is not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamStopped))
+
+
+# The class whose log says "Query ... terminated with error" when foreachBatch raises.
+_SPARK_QUERY_LOGGER = "org.apache.spark.sql.execution.streaming.MicroBatchExecution"
+
+
+def _silence_spark_query_log(spark) -> Callable[[], None]:
+    """Turn the query's own error log off for the stop about to be raised; returns the undo.
+
+    Spark logs any exception out of ``foreachBatch`` as a query error with three copies of the
+    traceback, even while the query is being stopped; here the exception is how the stop is done.
+    """
+    try:
+        jvm = spark._jvm
+        configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+        previous = jvm.org.apache.logging.log4j.LogManager.getLogger(_SPARK_QUERY_LOGGER).getLevel()
+        configurator.setLevel(_SPARK_QUERY_LOGGER, jvm.org.apache.logging.log4j.Level.OFF)
+    except Exception as err:  # another logging backend, a gone JVM: the error log just stays
+        log.debug("could not quiet Spark's query log: %s", err)
+        return lambda: None
+    return lambda: configurator.setLevel(_SPARK_QUERY_LOGGER, previous)
 
 
 @dataclass(frozen=True)
 class ClassifyTables:
+    """The tables one classification stream writes, for one table version."""
+
     classified: str
     ai: str
     urls: str
@@ -81,6 +134,16 @@ class ClassifyTables:
             urls=versioned_table_name(AI_TWEET_URLS_TABLE_PREFIX, version),
             dead=validate_identifier(dead_letter, "dead-letter table name"),
         )
+
+
+class StreamTweet(NamedTuple):
+    """A parsed tweet with where it sat in Kafka and when the producer sent it."""
+
+    tweet: Tweet
+    topic: str
+    partition: int
+    offset: int
+    produced_at: datetime | None
 
 
 def url_domain(url: str) -> str:
@@ -101,57 +164,105 @@ def url_domain(url: str) -> str:
     return host or "(none)"
 
 
-def _csv(rows) -> tuple[io.BytesIO, int]:
-    from ssp.storage.postgres import rows_to_csv
+def split_records(data, target_table: str, max_bytes: int,
+                  seen_ids: set[int] | None = None) -> tuple[list[StreamTweet], list[RowText]]:
+    """Parse Arrow Kafka records (key, value, topic, partition, offset, timestamp) into tweets and
+    dead-letter rows. A tweet id seen twice (here or in ``seen_ids``, which is updated) keeps its
+    first copy in the stream."""
+    keys, values = data.column("key").to_pylist(), data.column("value").to_pylist()
+    topics, partitions = data.column("topic").to_pylist(), data.column("partition").to_pylist()
+    offsets, timestamps = data.column("offset").to_pylist(), data.column("timestamp").to_pylist()
+    tweets: list[StreamTweet] = []
+    dead: list[RowText] = []
+    seen_ids = set() if seen_ids is None else seen_ids
+    for index, value in enumerate(values):
+        outcome = parse_record(value, max_bytes)
+        if isinstance(outcome, Tweet):
+            if outcome.id not in seen_ids:
+                seen_ids.add(outcome.id)
+                tweets.append(StreamTweet(outcome, topics[index], partitions[index], offsets[index], timestamps[index]))
+        else:
+            dead.append(dead_letter_row(target_table, topics[index], partitions[index], offsets[index], keys[index],
+                                        value, *outcome))
+    return tweets, dead
 
-    return rows_to_csv(rows)
 
+def check_probabilities(probs, model_version: int) -> None:
+    """Refuse an answer that is not one probability per tweet: storing it would be a row without a prediction.
 
-def write_classified(conn, tables: ClassifyTables, tweets: list[tuple[Tweet, str, int, int, object]],
-                     probs, model_version: int, threshold: float) -> tuple[int, int, int]:
-    """Write scored tweets (tweet, topic, partition, offset, produced_at) to the three tables.
-
-    Returns (classified rows inserted, AI tweets inserted, links inserted); the caller commits.
-    Only tweets newly inserted into ``classified_tweets`` go on to the AI tables, so a replayed
-    batch scored by a newer model cannot disagree with what was written the first time.
+    >>> check_probabilities([0.0, 0.25, 1.0], 3)
+    >>> check_probabilities([0.5, 7.0], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: model version 3 answered 7.0 for tweet 2 of 2, which is not a probability in [0, 1]
     """
-    rows, ai_rows, url_rows = [], [], []
-    for (tweet, topic, partition, offset, produced_at), prob in zip(tweets, probs, strict=True):
-        prob = float(prob)
-        is_ai = prob >= threshold
-        created = tweet.created_at.isoformat()
-        produced = produced_at.isoformat() if produced_at is not None else None
-        urls, hashtags = pg_array_literal(tweet.urls), pg_array_literal(tweet.hashtags)
-        rows.append((tweet.id, created, tweet.text, tweet.lang, tweet.user_screen_name, urls, hashtags, prob,
-                     model_version, is_ai, topic, partition, offset, produced))
-        if is_ai:
-            ai_rows.append((tweet.id, created, tweet.text, tweet.lang, tweet.user_screen_name, urls, hashtags, prob,
-                            model_version, produced))
-            url_rows.extend((tweet.id, url, url_domain(url), created) for url in dict.fromkeys(tweet.urls))
-    if not rows:
+    for index, prob in enumerate(probs):
+        value = float(prob)
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"model version {model_version} answered {value!r} for tweet {index + 1} of "
+                             f"{len(probs)}, which is not a probability in [0, 1]")
+
+
+def write_classified(conn, tables: ClassifyTables, tweets: Sequence[StreamTweet], probs, model_version: int,
+                     threshold: float) -> tuple[int, int, int]:
+    """Write scored tweets to the three tables; returns the rows inserted into each. The caller commits.
+
+    The AI rows are copied from ``classified_tweets`` itself, for the batch's tweets that the
+    table says are AI: a tweet classified before (a replayed micro-batch, maybe scored by a newer
+    model now, or a concurrent writer) keeps the verdict written the first time in all three tables.
+    Links are written with their AI row, in the same transaction, so only new AI rows need them.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not tweets:
         return 0, 0, 0
+    probs = pa.array(probs, pa.float32())
+    parsed = [item.tweet for item in tweets]
+    columns = {
+        "id": pa.array([t.id for t in parsed], pa.int64()),
+        "created_at": pa.array([t.created_at for t in parsed], pa.timestamp("us", tz="UTC")),
+        "text": pa.array([t.text for t in parsed], pa.string()),
+        "lang": pa.array([t.lang for t in parsed], pa.string()),
+        "user_screen_name": pa.array([t.user_screen_name for t in parsed], pa.string()),
+        "urls": pa.array([pg_array_literal(t.urls) for t in parsed], pa.string()),
+        "hashtags": pa.array([pg_array_literal(t.hashtags) for t in parsed], pa.string()),
+        "ai_prob": probs,
+        "model_version": pa.array([model_version] * len(parsed), pa.int64()),
+        # compared in float32, the precision stored, so is_ai agrees with the stored ai_prob
+        "is_ai": pa.array([float(p) >= threshold for p in probs.to_pylist()], pa.bool_()),
+        "kafka_topic": pa.array([item.topic for item in tweets], pa.string()),
+        "kafka_partition": pa.array([item.partition for item in tweets], pa.int32()),
+        "kafka_offset": pa.array([item.offset for item in tweets], pa.int64()),
+        "produced_at": pa.array([item.produced_at for item in tweets], pa.timestamp("us", tz="UTC")),
+    }
+    buffer = io.BytesIO()
+    # Arrow quotes every string and leaves nulls as bare empty fields, as COPY's CSV wants
+    pacsv.write_csv(pa.table([columns[name] for name in CLASSIFIED_COLUMNS], names=list(CLASSIFIED_COLUMNS)), buffer,
+                    pacsv.WriteOptions(include_header=False))
+    inserted = copy_csv_ignore_conflicts(conn, tables.classified, CLASSIFIED_COLUMNS, buffer, len(parsed), ("id",),
+                                         ("id",))
+    ai_columns = ", ".join(AI_TWEET_COLUMNS)
     with conn.cursor() as cur:
-        cur.execute("SELECT id FROM " + tables.classified + " WHERE id = ANY(%s)", ([r[0] for r in rows],))
-        present = {row[0] for row in cur.fetchall()}
-    if present:
-        ai_rows = [r for r in ai_rows if r[0] not in present]
-        url_rows = [r for r in url_rows if r[0] not in present]
-    buffer, count = _csv(rows)
-    inserted = copy_csv_ignore_conflicts(conn, tables.classified, CLASSIFIED_COLUMNS, buffer, count, ("id",), ("id",))
-    ai = copy_insert_ignore_conflicts(conn, tables.ai, AI_TWEET_COLUMNS, ai_rows, ("id",), ("id",))
+        cur.execute(f"INSERT INTO {tables.ai} ({ai_columns}) SELECT {ai_columns} FROM {tables.classified} "
+                    "WHERE id = ANY(%s) AND is_ai ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id",
+                    (columns["id"].to_pylist(),))
+        new_ai = {row[0] for row in cur.fetchall()}
+    url_rows = [(t.id, url, url_domain(url), t.created_at.isoformat())
+                for t in parsed if t.id in new_ai for url in dict.fromkeys(t.urls)]
     links = copy_insert_ignore_conflicts(conn, tables.urls, URL_COLUMNS, url_rows, ("tweet_id", "url"),
                                          ("tweet_id", "url"))
-    return inserted, ai, links
+    return inserted, len(new_ai), links
 
 
-_CLIENTS: dict[tuple, object] = {}
+_CLIENTS: dict[tuple, Any] = {}
 
 
 def _client(url: str, model_name: str, serve: ServeConfig):
-    """One pooled client per Python worker process, reused across micro-batches."""
+    """One pooled client per Python process (driver or worker), reused across micro-batches."""
     from ssp.serving.client import PredictClient
 
-    key = (url, model_name)
+    key = (url, model_name, serve.client_timeout_seconds, serve.client_retries, serve.client_batch_size)
     if key not in _CLIENTS:
         _CLIENTS[key] = PredictClient(
             url, model_name, timeout=serve.client_timeout_seconds, retries=serve.client_retries,
@@ -160,56 +271,70 @@ def _client(url: str, model_name: str, serve: ServeConfig):
     return _CLIENTS[key]
 
 
+def _outcome(seen: int = 0, classified: int = 0, ai: int = 0, dead: int = 0, error: str | None = None):
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pydict({
+        "seen": pa.array([seen], pa.int64()), "classified": pa.array([classified], pa.int64()),
+        "ai": pa.array([ai], pa.int64()), "dead": pa.array([dead], pa.int64()),
+        "failed": pa.array([int(error is not None)], pa.int64()), "error": pa.array([error], pa.string()),
+    })
+
+
 def _partition_classifier(database_url: str, tables: ClassifyTables, model_url: str, model_name: str,
-                          serve: ServeConfig, threshold: float, max_bytes: int):
-    """The function each executor runs over its share of a micro-batch (``mapInArrow``); the model
+                          serve: ServeConfig, threshold: float, max_bytes: int) -> Callable[[Iterator], Iterator]:
+    """The function each Spark task runs over its share of a micro-batch (``mapInArrow``); the model
     version comes in the ``model_version`` column the driver adds."""
 
     def classify(batches):
         import psycopg2
-        import pyarrow as pa
 
-        data = pa.Table.from_batches(list(batches))
-        if data.num_rows == 0:
-            yield pa.RecordBatch.from_pydict({"seen": [0], "classified": [0], "ai": [0], "dead": [0]})
-            return
-        version = int(data.column("model_version")[0].as_py())
-        tweets, dead, seen_ids = [], [], set()
-        for index, value in enumerate(data.column("value").to_pylist()):
-            topic = data.column("topic")[index].as_py()
-            partition = data.column("partition")[index].as_py()
-            offset = data.column("offset")[index].as_py()
-            outcome = parse_record(value, max_bytes)
-            if isinstance(outcome, Tweet):
-                if outcome.id not in seen_ids:  # a tweet sent twice: the first copy in the stream wins
-                    seen_ids.add(outcome.id)
-                    tweets.append((outcome, topic, partition, offset, data.column("timestamp")[index].as_py()))
-            else:
-                dead.append(dead_letter_row(tables.classified, topic, partition, offset,
-                                            data.column("key")[index].as_py(), value, *outcome))
-        # predictions first: if the model server fails, nothing of this partition is written
-        probs = _client(model_url, model_name, serve).predict([t[0].text for t in tweets], version=version) \
-            if tweets else []
-        conn = psycopg2.connect(database_url)
+        from ssp.serving.client import ModelServerError
+
+        client = _client(model_url, model_name, serve)
+        conn = None
+        seen_ids: set[int] = set()
+        records = classified = ai = dead = 0
+        failure = None
         try:
-            classified, ai, _ = write_classified(conn, tables, tweets, probs, version, threshold)
-            copy_insert_ignore_conflicts(
-                conn, tables.dead, DEAD_LETTER_COLUMNS, dead,
-                ("target_table", "kafka_topic", "kafka_partition", "kafka_offset"),
-                order_by=("kafka_topic", "kafka_partition", "kafka_offset"),
-            )
-            conn.commit()
+            # Arrow batch by batch, in one transaction: parsing, predicting and writing one batch overlap
+            # with Spark reading the next from Kafka
+            for batch in batches:
+                records += batch.num_rows
+                if failure is not None or batch.num_rows == 0:
+                    continue  # after a failure the input is still read to its end, as Spark's worker expects
+                version = int(batch.column("model_version")[0].as_py())
+                tweets, dead_rows = split_records(batch, tables.classified, max_bytes, seen_ids)
+                # predictions before any write: if the model server fails, the transaction is rolled back
+                try:
+                    probs = client.predict([t.tweet.text for t in tweets], version=version)
+                    check_probabilities(probs, version)
+                except (ModelServerError, ValueError) as err:
+                    failure = str(err)
+                    continue
+                if conn is None:
+                    conn = psycopg2.connect(database_url)
+                new_rows, new_ai, _ = write_classified(conn, tables, tweets, probs, version, threshold)
+                classified, ai = classified + new_rows, ai + new_ai
+                dead += copy_insert_ignore_conflicts(
+                    conn, tables.dead, DEAD_LETTER_COLUMNS, dead_rows,
+                    ("target_table", "kafka_topic", "kafka_partition", "kafka_offset"),
+                    order_by=("kafka_topic", "kafka_partition", "kafka_offset"),
+                )
+            if failure is None and conn is not None:
+                conn.commit()
         finally:
-            conn.close()
-        yield pa.RecordBatch.from_pydict(
-            {"seen": [data.num_rows], "classified": [classified], "ai": [ai], "dead": [len(dead)]}
-        )
+            if conn is not None:
+                conn.close()  # without a commit, PostgreSQL rolls the transaction back
+        yield _outcome(error=failure) if failure is not None else _outcome(records, classified, ai, dead)
 
     return classify
 
 
 @dataclass
 class ClassifyResult:
+    """What a run did: records read, rows newly inserted per table, and how the model server behaved."""
+
     tables: ClassifyTables
     topic: str
     seen: int
@@ -226,10 +351,41 @@ class ClassifyResult:
         versions = ", ".join(map(str, self.versions)) or "none"
         return (
             f"classified {self.classified} new tweets from {self.topic} into {self.tables.classified} "
-            f"({self.ai} AI tweets into {self.tables.ai}, {self.dead} to {self.tables.dead}) with model version(s) "
-            f"{versions} in {self.batches} micro-batches, {self.retries} retried, {self.seconds:.1f} s "
-            f"({rate:,.0f} records/s)"
+            f"({self.ai} AI tweets into {self.tables.ai}, {self.dead} to {self.tables.dead}; {self.seen} records "
+            f"read) with model version(s) {versions} in {self.batches} micro-batches, {self.retries} waits for "
+            f"the model server, {self.seconds:.1f} s ({rate:,.0f} records/s)"
         )
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    """The resolved, validated settings of one classification stream."""
+
+    topic: str
+    tables: ClassifyTables
+    threshold: float
+    model_url: str
+    model_name: str
+
+
+def classify_settings(config: ClassifyConfig, serve: ServeConfig, *, topic: str | None = None,
+                      version: int | None = None, threshold: float | None = None, model_url: str | None = None,
+                      model_name: str | None = None, dead_letter_table: str | None = None) -> ClassifySettings:
+    """Arguments over config, checked before anything starts; bad ones raise ValueError naming the input."""
+    from ssp.serving.client import PredictClient
+
+    topic = topic or config.topic
+    if not topic:
+        raise ValueError("the Kafka topic is empty: give --topic or set ClassifyConfig.topic")
+    tables = ClassifyTables.for_version(config.version if version is None else version,
+                                        dead_letter_table or IngestConfig().dead_letter_table)
+    threshold = config.threshold if threshold is None else threshold
+    if not 0.0 <= threshold <= 1.0:  # also refuses NaN
+        raise ValueError(f"threshold {threshold} is not between 0 and 1")
+    model_url = (model_url or config.model_url or default_model_url(serve)).rstrip("/")
+    model_name = model_name or serve.model_name
+    PredictClient(model_url, model_name).close()  # the client's own checks name a bad URL or model name
+    return ClassifySettings(topic, tables, threshold, model_url, model_name)
 
 
 def checkpoint_dir_for(topic: str, table: str, state_dir: Path | None = None) -> Path:
@@ -253,44 +409,80 @@ def run_classify(
     threshold: float | None = None,
     model_url: str | None = None,
     model_name: str | None = None,
+    dead_letter_table: str | None = None,
     max_records: int | None = None,
     until_idle: float | None = None,
     checkpoint_dir: Path | None = None,
     max_wait_seconds: float | None = None,
-    on_progress=None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ClassifyResult:
     """Run the classification stream until ``max_records`` records were read, it is idle, or it is stopped.
 
     While the model server is unreachable or failing, a micro-batch waits and runs again, for at most
-    ``max_wait_seconds`` (forever when None) before the stream fails.
+    ``max_wait_seconds`` (forever when None) before the stream fails; the waiting counts as work,
+    not as idleness, so ``until_idle`` does not end a stream that has records it could not classify yet.
     """
+    from pyspark.errors import StreamingQueryException
     from pyspark.sql import functions as F
 
     from ssp.serving.client import ModelServerError
 
-    topic = topic or config.topic
-    version = config.version if version is None else version
-    threshold = config.threshold if threshold is None else threshold
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold {threshold} is not between 0 and 1")
-    model_url = (model_url or config.model_url or default_model_url(serve)).rstrip("/")
-    model_name = model_name or serve.model_name
-    tables = ClassifyTables.for_version(version, IngestConfig().dead_letter_table)
+    settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
+                                 model_url=model_url, model_name=model_name, dead_letter_table=dead_letter_table)
+    tables, model_url = settings.tables, settings.model_url
     engine = make_engine(infra.database_url)
-    ensure_tables(engine, classified_tweets_table(tables.classified), ai_tweets_table(tables.ai),
-                  ai_tweet_urls_table(tables.urls), dead_letter_table(tables.dead))
-    engine.dispose()
-    checkpoint = checkpoint_dir or checkpoint_dir_for(topic, tables.classified)
-    classifier = _partition_classifier(libpq_url(infra.database_url), tables, model_url, model_name, serve,
-                                       threshold, IngestConfig().max_record_bytes)
-    driver_client = _client(model_url, model_name, serve)
+    try:
+        ensure_tables(engine, classified_tweets_table(tables.classified), ai_tweets_table(tables.ai),
+                      ai_tweet_urls_table(tables.urls), dead_letter_schema(tables.dead))
+    finally:
+        engine.dispose()
+    checkpoint = checkpoint_dir or checkpoint_dir_for(settings.topic, tables.classified)
+    classifier = _partition_classifier(libpq_url(infra.database_url), tables, model_url, settings.model_name, serve,
+                                       settings.threshold, IngestConfig().max_record_bytes)
+    driver_client = _client(model_url, settings.model_name, serve)
+    query_name = f"classify_{tables.classified}"
+    # One task per core, not per Kafka partition: a second wave of tasks would double each small
+    # micro-batch's fixed cost (task start, Kafka fetch, connections) and so the stream's latency.
+    parallelism = max(1, spark.sparkContext.defaultParallelism)
     progress = StreamProgress()
     versions: list[int] = []
     retries = 0
+    undo_on_exit: list[Callable[[], None]] = []
+    gave_up: list[ModelServerError] = []  # raised in foreachBatch; Spark hands it back wrapped in its own text
 
-    def newest_version() -> int:
+    def stopping() -> bool:
+        """Whether the query is being stopped; its state turns TERMINATED as soon as stop() is called."""
+        return not any(query.name == query_name and query.isActive for query in spark.streams.active)
+
+    def wait(seconds: float, batch_id: int) -> None:
+        """Sleep between attempts, keeping the idle clock still and giving way at once to a stop."""
+        deadline = time.monotonic() + seconds
+        while True:
+            with progress.lock:
+                progress.last_data_at = time.monotonic()
+            if stopping():
+                log.warning("stopping while micro-batch %d waits for the model server; it is not committed and "
+                            "runs again when the stream restarts", batch_id)
+                undo_on_exit.append(_silence_spark_query_log(spark))
+                raise StreamStopped(f"stopped while micro-batch {batch_id} waited for the model server")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, _STOP_CHECK_SECONDS))
+
+    def give_up_if_too_long(started: float, batch_id: int, reason: str) -> None:
+        waited = time.monotonic() - started
+        if max_wait_seconds is not None and waited >= max_wait_seconds:
+            gave_up.append(ModelServerError(
+                f"micro-batch {batch_id} gave up on model server {model_url} after {waited:.0f} s "
+                f"(max_wait_seconds={max_wait_seconds:g}); it runs again when the stream restarts: {reason}",
+                model_url))
+            raise gave_up[-1]
+
+    def newest_version(batch_id: int, started: float) -> int:
         """The server's newest available version, waiting (and saying so) while there is none."""
-        delay, waited = 0.5, 0.0
+        nonlocal retries
+        delay = FIRST_RETRY_SECONDS
         while True:
             try:
                 version = driver_client.available_version(retries=0)
@@ -299,67 +491,76 @@ def run_classify(
                 version, reason = None, str(err)
             if version is not None:
                 return version
-            if max_wait_seconds is not None and waited >= max_wait_seconds:
-                raise ModelServerError(f"model server {model_url} not ready after {waited:.0f} s: {reason}",
-                                       model_url)
-            log.warning("model server %s not ready (%s); waiting %.1f s before this micro-batch",
-                        model_url, reason, delay)
-            time.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 5.0)
+            give_up_if_too_long(started, batch_id, reason)
+            retries += 1
+            log.warning("model server %s not ready (%s); micro-batch %d waits %.1f s", model_url, reason, batch_id,
+                        delay)
+            wait(delay, batch_id)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     def write_batch(batch_df, batch_id: int) -> None:
         nonlocal retries
         attempt, started = 0, time.monotonic()
+        written = {"classified": 0, "ai": 0, "dead": 0}  # inserts add up over attempts; records read do not
+        retries_before = retries
         while True:
-            model_version = newest_version()
-            try:
-                counts = (
-                    batch_df.select("key", "value", "topic", "partition", "offset", "timestamp")
-                    .withColumn("model_version", F.lit(model_version).cast("long"))
-                    .mapInArrow(classifier, "seen long, classified long, ai long, dead long")
-                    .groupBy()
-                    .sum()
-                    .collect()
-                )
+            model_version = newest_version(batch_id, started)
+            rows = (
+                batch_df.select("key", "value", "topic", "partition", "offset", "timestamp")
+                .coalesce(parallelism)
+                .withColumn("model_version", F.lit(model_version).cast("long"))
+                .mapInArrow(classifier, PARTITION_RESULT_SCHEMA)
+                .collect()
+            )
+            seen = sum(row.seen for row in rows)
+            for key in written:
+                written[key] += sum(row[key] for row in rows)
+            errors = [row.error for row in rows if row.failed]
+            if not errors:
                 break
-            except Exception as err:  # a failed Spark job arrives as a Py4J/PySpark exception
-                out_of_time = max_wait_seconds is not None and time.monotonic() - started >= max_wait_seconds
-                if MODEL_SERVER_FAILURE not in str(err) or out_of_time:
-                    raise
-                attempt += 1
-                retries += 1
-                delay = min(0.5 * 2 ** attempt, 5.0)
-                log.warning("micro-batch %d failed because the model server failed (%s); nothing of it was "
-                            "written without a prediction; running it again in %.1f s (attempt %d)", batch_id,
-                            _first_line(err), delay, attempt + 1)
-                time.sleep(delay)
-        seen, classified, ai, dead = (int(v or 0) for v in counts[0]) if counts else (0, 0, 0, 0)
-        progress.add(seen, classified=classified, ai=ai, dead=dead)
+            give_up_if_too_long(started, batch_id, errors[0])
+            attempt += 1
+            retries += 1
+            delay = min(FIRST_RETRY_SECONDS * 2 ** attempt, MAX_RETRY_SECONDS)
+            log.warning("micro-batch %d: %d of %d tasks got no predictions from model version %d at %s (%s); "
+                        "they wrote nothing; running the micro-batch again in %.1f s (attempt %d)", batch_id,
+                        len(errors), len(rows), model_version, model_url, " ".join(errors[0].split())[:400], delay,
+                        attempt + 1)
+            wait(delay, batch_id)
+        if retries > retries_before:
+            log.warning("model server %s answers again: micro-batch %d classified with model version %d after "
+                        "%d waits", model_url, batch_id, model_version, retries - retries_before)
+        progress.add(seen, **written)
         if seen and model_version not in versions:
             if versions:
                 log.warning("model version %d is now classifying the stream (was %d)", model_version, versions[-1])
             versions.append(model_version)
-        log.info("batch %d: %d records, %d classified with version %d, %d AI, %d dead letters", batch_id, seen,
-                 classified, model_version, ai, dead)
+        log.info("batch %d: %d records, %d newly classified with model version %d, %d new AI tweets, "
+                 "%d new dead letters", batch_id, seen, written["classified"], model_version, written["ai"],
+                 written["dead"])
         if on_progress is not None:
             on_progress(seen)
 
-    stream = kafka_stream(spark, infra, topic, config.starting_offsets, config.max_offsets_per_trigger)
-    seconds = run_until_done(
-        stream, write_batch, progress, name=f"classify_{tables.classified}", checkpoint=checkpoint,
-        trigger_seconds=config.trigger_seconds, max_records=max_records, until_idle=until_idle,
-    )
+    stream = kafka_stream(spark, infra, settings.topic, config.starting_offsets, config.max_offsets_per_trigger)
+    quiet_stops = _DropStopTracebacks()
+    logging.getLogger("py4j.clientserver").addFilter(quiet_stops)
+    try:
+        seconds = run_until_done(
+            stream, write_batch, progress, name=query_name, checkpoint=checkpoint,
+            trigger_seconds=config.trigger_seconds, max_records=max_records, until_idle=until_idle,
+        )
+    except (StreamingQueryException, RuntimeError) as err:
+        if gave_up:
+            raise gave_up[-1] from err
+        if isinstance(err, StreamingQueryException):  # awaitTermination raises the query's failure as is
+            raise RuntimeError(f"the {query_name} stream failed: {err}") from err
+        raise
+    finally:
+        logging.getLogger("py4j.clientserver").removeFilter(quiet_stops)
+        for undo in undo_on_exit:
+            undo()
     return ClassifyResult(
-        tables=tables, topic=topic, seen=progress.seen, classified=progress.counts.get("classified", 0),
+        tables=tables, topic=settings.topic, seen=progress.seen, classified=progress.counts.get("classified", 0),
         ai=progress.counts.get("ai", 0), dead=progress.counts.get("dead", 0), batches=progress.batches,
         retries=retries, versions=versions, seconds=seconds,
     )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err)
-    for line in text.splitlines():
-        if MODEL_SERVER_FAILURE in line:
-            return line.strip()[:300]
-    return text.splitlines()[0][:300] if text else type(err).__name__

@@ -76,9 +76,14 @@ def run_until_done(
     previous_handler = None
     if threading.current_thread() is threading.main_thread():
         previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    failure: BaseException | None = None
     try:
         while query.isActive and not stop_requested.is_set():
-            query.awaitTermination(0.5)
+            try:
+                query.awaitTermination(0.5)
+            except Exception as err:  # StreamingQueryException: the query failed; said once, below
+                failure = err
+                break
             with progress.lock:
                 if progress.last_data_at is None and query.lastProgress is not None:
                     progress.last_data_at = time.monotonic()
@@ -93,7 +98,7 @@ def run_until_done(
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
-        exception = query.exception() if not query.isActive else None
+        exception = failure or (query.exception() if not query.isActive else None)
         for event in query.recentProgress:
             log.info("progress: batch %s, %s rows, durations %s", event.get("batchId"), event.get("numInputRows"),
                      event.get("durationMs"))

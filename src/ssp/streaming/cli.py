@@ -1,0 +1,84 @@
+"""``ssp classify``: classify the live tweet stream with the served model (Spark Structured Streaming).
+
+``python -m ssp.streaming.cli`` runs the command alone, with the default gin file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ssp.config import ClassifyConfig, InfraConfig, ServeConfig
+
+
+@click.command("classify")
+@click.option("--topic", default=None, help="Kafka topic to read (default: ClassifyConfig.topic).")
+@click.option("--version", "version", type=int, default=None,
+              help="Table version: writes classified_tweets_<v>, ai_tweets_<v> and ai_tweet_urls_<v> "
+                   "(default: ClassifyConfig.version). The model version is the server's newest, per micro-batch.")
+@click.option("--threshold", type=float, default=None,
+              help="P(AI) at or over which a tweet goes to ai_tweets_<v> (default: ClassifyConfig.threshold).")
+@click.option("--model-url", default=None,
+              help="Model server base URL, e.g. http://127.0.0.1:8501 (default: ClassifyConfig.model_url, else "
+                   "http://<ServeConfig.host>:<ServeConfig.rest_api_port>).")
+@click.option("--model-name", default=None, help="Model name on the server (default: ServeConfig.model_name).")
+@click.option("--max-records", type=int, default=None, help="Stop after reading this many records.")
+@click.option("--until-idle", type=float, default=None, metavar="SECONDS",
+              help="Stop when no record arrived for this many seconds (waiting for the model server is not idle).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Spark checkpoint folder (default: under the state dir, per topic and table).")
+def classify(topic, version, threshold, model_url, model_name, max_records, until_idle, checkpoint_dir) -> None:
+    """Classify tweets from Kafka with the model server and write them to PostgreSQL (Spark Structured Streaming).
+
+    Every tweet lands in classified_tweets_<v> with its P(AI) and the model version that gave it; those at or
+    over the threshold in ai_tweets_<v>, and their links in ai_tweet_urls_<v>. Texts go to the server in
+    batches over pooled connections. A new model version on the server is used from the next micro-batch on.
+    While the server is down or failing, the micro-batch waits and runs again (the log says so) and nothing is
+    written without a prediction. Stops on Ctrl-C or SIGTERM, after --max-records, or after --until-idle.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ssp.cli import SspError
+    from ssp.infra.process import InfraError
+    from ssp.infra.spark import spark_session
+    from ssp.progress import progress_bar, summary
+    from ssp.streaming.classify import classify_settings, run_classify
+
+    if max_records is not None and until_idle is not None:
+        raise SspError("give --max-records or --until-idle, not both")
+    if max_records is not None and max_records < 1:
+        raise click.BadParameter(f"must be at least 1, got {max_records}", param_hint="--max-records")
+    if until_idle is not None and not until_idle > 0:
+        raise click.BadParameter(f"must be above 0 seconds, got {until_idle}", param_hint="--until-idle")
+    infra_config, config, serve = InfraConfig(), ClassifyConfig(), ServeConfig()
+    try:
+        settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
+                                     model_url=model_url, model_name=model_name)
+    except ValueError as err:  # unsafe table names, a threshold out of range, a bad URL: each names its input
+        raise SspError(str(err)) from err
+    try:
+        spark = spark_session(f"ssp-classify-{settings.tables.classified}", infra_config)
+        with progress_bar(f"classifying {settings.topic} into {settings.tables.classified}", max_records) as advance:
+            result = run_classify(
+                spark, infra=infra_config, config=config, serve=serve, topic=topic, version=version,
+                threshold=threshold, model_url=model_url, model_name=model_name, max_records=max_records,
+                until_idle=until_idle, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+                on_progress=advance,
+            )
+    except (InfraError, RuntimeError) as err:  # a failed stream, a model server given up on
+        raise SspError(str(err)) from err
+    except SQLAlchemyError as err:
+        detail = str(getattr(err, "orig", None) or err).strip()
+        raise SspError(f"database error while creating the classification tables: {detail}") from err
+    summary(result.line())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import logging
+
+    from ssp.config import load_config
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    load_config()
+    classify()

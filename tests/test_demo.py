@@ -1,0 +1,98 @@
+"""The README's main command, end to end: `ssp demo` on the test stack runs the whole cycle, its services
+answer, the live stream gets classified onto the dashboard, and Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from ssp.infra.process import free_port, port_is_open
+
+pytestmark = pytest.mark.integration
+
+
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_path):
+    topic = unique_name("demo_topic")
+    version = int(time.time()) % 100_000 + 200_000
+    ports = {"serve": free_port(), "dashboard": free_port(), "tagger": free_port()}
+    bindings = [
+        f"TopicsConfig.mix_tweets_topic = '{topic}'",
+        f"TopicsConfig.ai_tweets_topic = '{topic}_ai'",
+        f"IngestConfig.topic = '{topic}'",
+        f"ClassifyConfig.topic = '{topic}'",
+        f"ServeConfig.rest_api_port = {ports['serve']}",
+        f"WebConfig.dashboard_port = {ports['dashboard']}",
+        f"WebConfig.tagger_port = {ports['tagger']}",
+        f"TrainConfig.model_dir = '{tmp_path / 'models'}'",
+        "TrainConfig.epochs = 5",
+    ]
+    argv = [sys.executable, "-m", "ssp.cli"]
+    for binding in bindings:
+        argv += ["--gin-param", binding]
+    argv += ["demo", "--tweets", "3000", "--version", str(version), "--rate", "50"]
+    env = {**os.environ, "SSP_TAGGER_TOKEN": "demo-test-token", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    output: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in demo.stdout:
+            output.append(line)
+            if line.startswith("demo ready"):
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(600) and demo.poll() is None, "".join(output[-40:])
+        text = "".join(output)
+        for step in range(1, 10):
+            assert f"[{step}/9]" in text
+        assert "demo-test-token" in text
+        # the model server serves the version the demo trained
+        status = _get_json(f"http://127.0.0.1:{ports['serve']}/v1/models/naive_text_clf")
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        # the live stream gets classified and AI tweets reach the dashboard's API
+        deadline = time.monotonic() + 240
+        ai_tweets = []
+        while time.monotonic() < deadline and not ai_tweets:
+            try:
+                ai_tweets = _get_json(f"http://127.0.0.1:{ports['dashboard']}/api/ai-tweets")["items"]
+            except OSError:
+                pass  # 503 until the classify stream has created its tables
+            if not ai_tweets:
+                time.sleep(2)
+        assert ai_tweets, "no AI tweets on the dashboard; demo output:\n" + "".join(output[-40:])
+        assert all(t["ai_prob"] >= 0.5 for t in ai_tweets)
+        # the tagger answers with its sign-in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['tagger']}/login", timeout=5) as response:
+            assert response.status == 200 and b"token" in response.read().lower()
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            code = demo.wait(120)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            raise
+        reader.join(10)
+    text = "".join(output)
+    assert code == 0, text[-3000:]
+    for name in ("model server", "classify stream", "live synthetic tweets", "dashboard", "tagger"):
+        assert f"stopped {name}" in text
+    assert "demo stopped after" in text
+    for port in ports.values():
+        assert not port_is_open("127.0.0.1", port), f"port {port} still open after the demo stopped"
