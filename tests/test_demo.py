@@ -92,7 +92,7 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
     text = "".join(output)
     assert code == 0, text[-3000:]
     for name in ("model server", "classify stream", "live synthetic tweets", "dashboard", "tagger"):
-        assert f"stopped {name}" in text
+        assert f"stopped {name} (exit code 0)" in text
     assert "demo stopped after" in text
     for port in ports.values():
         assert not port_is_open("127.0.0.1", port), f"port {port} still open after the demo stopped"

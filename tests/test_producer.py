@@ -77,3 +77,26 @@ def test_rate_limit_paces_the_stream(stack, unique_name):
     assert result.sent == 20
     # 20 records at 40/s: the last is due 0.475 s after the first
     assert elapsed >= 0.45
+
+
+def test_sigterm_ends_a_live_stream_cleanly_with_everything_sent_delivered(stack, unique_name):
+    import signal
+    import subprocess
+    import sys
+
+    topic = unique_name("live")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ssp.cli", "produce", "--topic", topic, "--no-ai-topic", "--rate", "100",
+         "--max-records", "1000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(topic_end_offsets(stack.kafka_bootstrap, topic).values() or [0]) < 50:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("produced ") and line.endswith("(stopped early)")
+    sent = int(line.split()[1])
+    assert sent >= 50 and sum(topic_end_offsets(stack.kafka_bootstrap, topic).values()) == sent

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -189,14 +190,21 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop) -> Non
         producer = make_producer(infra_config.kafka_bootstrap, linger_ms=config.linger_ms,
                                  batch_size=config.batch_size, retries=config.retries,
                                  compression_type=config.compression_type)
+        # SIGTERM (a supervisor, `ssp demo`) ends a live stream as cleanly as Ctrl-C: flushed and summarised
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
             result = produce_tweets(payloads, producer, topic, ai_topic=topics.ai_tweets_topic if ai_topic else None,
                                     is_ai_text=is_ai, rate=rate, max_records=max_records)
         finally:
+            signal.signal(signal.SIGTERM, previous)
             producer.close()
     except (KafkaUnavailableError, *_source_errors(source)) as err:
         raise _fail(err) from err
     click.echo(result.line(topic, topics.ai_tweets_topic if ai_topic else None))
+
+
+def _raise_keyboard_interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def _source_errors(source: str) -> tuple[type[Exception], ...]:

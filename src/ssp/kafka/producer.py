@@ -27,6 +27,7 @@ class ProduceSummary:
     undecodable: int = 0
     failed: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def rate(self) -> float:
@@ -37,7 +38,7 @@ class ProduceSummary:
         bad = f", {self.undecodable} undecodable records passed on for dead-lettering" if self.undecodable else ""
         return (
             f"produced {self.sent} tweets to {topic}{ai}{bad}, {self.failed} failed, "
-            f"in {self.seconds:.1f} s ({self.rate:,.0f} tweets/s)"
+            f"in {self.seconds:.1f} s ({self.rate:,.0f} tweets/s)" + (" (stopped early)" if self.interrupted else "")
         )
 
 
@@ -81,7 +82,10 @@ def produce(
     max_records: int | None = None,
     show_progress: bool = True,
 ) -> ProduceSummary:
-    """Send ``payloads`` to ``topic`` (and matching ones to ``ai_topic``), at most ``rate`` per second."""
+    """Send ``payloads`` to ``topic`` (and matching ones to ``ai_topic``), at most ``rate`` per second.
+
+    Ctrl-C (KeyboardInterrupt) ends the stream early: what was sent is still flushed and counted.
+    """
     result = ProduceSummary()
     errors: list[BaseException] = []
 
@@ -90,26 +94,11 @@ def produce(
 
     start = time.monotonic()
     with progress_bar(f"producing to {topic}", max_records, enabled=show_progress) as advance:
-        for payload in payloads:
-            if max_records is not None and result.sent >= max_records:
-                break
-            if rate > 0:
-                # pace against the start time, not the previous send, so the mean rate holds
-                due = start + result.sent / rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            if isinstance(payload, (bytes, bytearray)):
-                key, value = None, bytes(payload)
-                result.undecodable += 1
-            else:
-                key, value = payload_key(payload), orjson.dumps(payload)
-            producer.send(topic, value=value, key=key).add_errback(on_error)
-            if ai_topic and is_ai_text is not None and not isinstance(payload, (bytes, bytearray)) and is_ai_text(payload):
-                producer.send(ai_topic, value=value, key=key).add_errback(on_error)
-                result.ai_sent += 1
-            result.sent += 1
-            advance(1)
+        try:
+            _send_all(payloads, producer, topic, ai_topic, is_ai_text, rate, max_records, result, start, on_error,
+                      advance)
+        except KeyboardInterrupt:
+            result.interrupted = True
         try:
             producer.flush(timeout=120)
         except KafkaError as err:
@@ -119,3 +108,28 @@ def produce(
     if errors:
         raise KafkaUnavailableError(f"{len(errors)} records could not be delivered to {topic}; first error: {errors[0]}")
     return result
+
+
+def _send_all(payloads, producer, topic, ai_topic, is_ai_text, rate, max_records, result, start, on_error,
+              advance) -> None:
+    """The sending loop of :func:`produce`; counts into ``result`` as it goes."""
+    for payload in payloads:
+        if max_records is not None and result.sent >= max_records:
+            break
+        if rate > 0:
+            # pace against the start time, not the previous send, so the mean rate holds
+            due = start + result.sent / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        if isinstance(payload, (bytes, bytearray)):
+            key, value = None, bytes(payload)
+            result.undecodable += 1
+        else:
+            key, value = payload_key(payload), orjson.dumps(payload)
+        producer.send(topic, value=value, key=key).add_errback(on_error)
+        if ai_topic and is_ai_text is not None and not isinstance(payload, (bytes, bytearray)) and is_ai_text(payload):
+            producer.send(ai_topic, value=value, key=key).add_errback(on_error)
+            result.ai_sent += 1
+        result.sent += 1
+        advance(1)
