@@ -8,13 +8,13 @@ written to the train table the way the tagger writes them, then counted with the
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from helpers import wait_for
 from serving_models import ModelServerProcess
 from ssp.active.cli import al
 from ssp.active.retrain import RetrainTrigger, retrain
@@ -57,16 +57,6 @@ def available_version(client: PredictClient) -> int | None:
         if err.status_code == 404:
             return None
         raise
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 @pytest.mark.integration

@@ -24,6 +24,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from helpers import wait_for
 from ssp.config import ClassifyConfig, ServeConfig, TrainConfig
 from ssp.kafka.admin import ensure_topic
 from ssp.kafka.producer import make_producer, produce
@@ -50,16 +51,6 @@ SERVE = ServeConfig(client_batch_size=32, client_retries=1, client_timeout_secon
 # it agrees with the generator's truth on 99.6-100% of them. 0.95 leaves room for borderline texts and
 # still fails a model that ignores its input (about 0.65, the share of non-AI tweets).
 AGREEMENT_BOUND = 0.95
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 # ---------------------------------------------------------------- the model, its versions and its server

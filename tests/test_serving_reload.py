@@ -19,21 +19,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from helpers import wait_for
 from serving_models import TOY_MODEL, ModelServerProcess, export_toy_model
 from ssp.serving.cli import serve
 from ssp.serving.client import PredictClient
 
 POLL_SECONDS = 0.2
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def states(url: str) -> dict[str, tuple[str, str]]:

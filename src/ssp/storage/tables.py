@@ -73,12 +73,9 @@ def versioned_table_name(prefix: str, version: int | str) -> str:
     return validate_identifier(f"{prefix}_{validate_version(version)}", "table name")
 
 
-def raw_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
-    """Canonical tweets as ingested, one row per tweet id, with their Kafka position."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+def _tweet_columns() -> list[Column]:
+    """The canonical tweet's fields, keyed by tweet id: the first columns of every tweet table."""
+    return [
         Column("id", BigInteger, primary_key=True, autoincrement=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("text", Text, nullable=False),
@@ -86,6 +83,16 @@ def raw_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
         Column("user_screen_name", Text),
         Column("urls", ARRAY(Text), nullable=False),
         Column("hashtags", ARRAY(Text), nullable=False),
+    ]
+
+
+def raw_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
+    """Canonical tweets as ingested, one row per tweet id, with their Kafka position."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        *_tweet_columns(),
         Column("is_retweet", Boolean, nullable=False),
         # json, not jsonb: keeps the payload's exact text and COPYs twice as fast; ->> still works
         Column("raw", JSON, nullable=False),
@@ -170,13 +177,7 @@ def dataset_table(name: str, metadata: MetaData | None = None) -> Table:
     return Table(
         name,
         metadata or MetaData(),
-        Column("id", BigInteger, primary_key=True, autoincrement=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("text", Text, nullable=False),
-        Column("lang", Text),
-        Column("user_screen_name", Text),
-        Column("urls", ARRAY(Text), nullable=False),
-        Column("hashtags", ARRAY(Text), nullable=False),
+        *_tweet_columns(),
         Column("is_retweet", Boolean, nullable=False),
         Column("norm_text", Text, nullable=False),
         Column("dup_count", Integer, nullable=False, server_default="1"),
@@ -219,13 +220,7 @@ def classified_tweets_table(name: str, metadata: MetaData | None = None) -> Tabl
     return Table(
         name,
         metadata or MetaData(),
-        Column("id", BigInteger, primary_key=True, autoincrement=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("text", Text, nullable=False),
-        Column("lang", Text),
-        Column("user_screen_name", Text),
-        Column("urls", ARRAY(Text), nullable=False),
-        Column("hashtags", ARRAY(Text), nullable=False),
+        *_tweet_columns(),
         Column("ai_prob", Float(precision=24), nullable=False),
         Column("model_version", BigInteger, nullable=False),
         Column("is_ai", Boolean, nullable=False),
@@ -246,13 +241,7 @@ def ai_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
     return Table(
         name,
         metadata or MetaData(),
-        Column("id", BigInteger, primary_key=True, autoincrement=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("text", Text, nullable=False),
-        Column("lang", Text),
-        Column("user_screen_name", Text),
-        Column("urls", ARRAY(Text), nullable=False),
-        Column("hashtags", ARRAY(Text), nullable=False),
+        *_tweet_columns(),
         Column("ai_prob", Float(precision=24), nullable=False),
         Column("model_version", BigInteger, nullable=False),
         Column("produced_at", DateTime(timezone=True)),

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig, default_state_dir
+from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig
 from ssp.storage.postgres import (
     copy_csv_ignore_conflicts,
     copy_insert_ignore_conflicts,
@@ -62,7 +62,7 @@ from ssp.storage.tables import (
     dead_letter_table as dead_letter_schema,  # dead_letter_table is an argument name here
 )
 from ssp.streaming.ingest import RowText, dead_letter_row, parse_record
-from ssp.streaming.runner import StreamProgress, kafka_stream, run_until_done
+from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
 from ssp.tweets import Tweet
 
 log = logging.getLogger(__name__)
@@ -389,9 +389,7 @@ def classify_settings(config: ClassifyConfig, serve: ServeConfig, *, topic: str 
 
 
 def checkpoint_dir_for(topic: str, table: str, state_dir: Path | None = None) -> Path:
-    validate_identifier(table, "table name")
-    safe_topic = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in topic)
-    return (state_dir or default_state_dir()) / "checkpoints" / "classify" / f"{safe_topic}__{table}"
+    return job_checkpoint_dir("classify", topic, table, state_dir)
 
 
 def default_model_url(serve: ServeConfig) -> str:

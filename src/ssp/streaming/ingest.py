@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssp.config import InfraConfig, IngestConfig, default_state_dir
+from ssp.config import InfraConfig, IngestConfig
 from ssp.storage.postgres import (
     copy_csv_ignore_conflicts,
     copy_insert_ignore_conflicts,
@@ -33,7 +33,7 @@ from ssp.storage.tables import (
     validate_identifier,
     versioned_table_name,
 )
-from ssp.streaming.runner import StreamProgress, kafka_stream, run_until_done
+from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
 from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
 log = logging.getLogger(__name__)
@@ -171,9 +171,7 @@ class IngestResult:
 
 
 def checkpoint_dir_for(topic: str, table: str, state_dir: Path | None = None) -> Path:
-    validate_identifier(table, "table name")
-    safe_topic = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in topic)
-    return (state_dir or default_state_dir()) / "checkpoints" / "ingest" / f"{safe_topic}__{table}"
+    return job_checkpoint_dir("ingest", topic, table, state_dir)
 
 
 def run_ingest(

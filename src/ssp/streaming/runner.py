@@ -36,6 +36,16 @@ class StreamProgress:
                 self.last_data_at = time.monotonic()
 
 
+def job_checkpoint_dir(job: str, topic: str, table: str, state_dir: Path | None = None) -> Path:
+    """Where job ``job`` keeps its Spark checkpoint for ``topic`` -> ``table``: one folder per pair."""
+    from ssp.config import default_state_dir
+    from ssp.storage.tables import validate_identifier
+
+    validate_identifier(table, "table name")
+    safe_topic = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in topic)
+    return (state_dir or default_state_dir()) / "checkpoints" / job / f"{safe_topic}__{table}"
+
+
 def kafka_stream(spark, infra: InfraConfig, topic: str, starting_offsets: str, max_offsets_per_trigger: int):
     return (
         spark.readStream.format("kafka")
