@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -164,7 +165,8 @@ def error_response(status: int, message: str, **details) -> Response:
 
 
 def install_common(app: Flask) -> None:
-    """Security headers on every response and one error format for the app's errors."""
+    """Security headers on every response and one error format for the app's errors (a database that
+    cannot be reached answers 503 saying so)."""
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
@@ -185,6 +187,11 @@ def install_common(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
         return error_response(err.code or 500, f"{err.name}: {err.description}")
+
+    @app.errorhandler(OperationalError)
+    def database_unreachable(err: OperationalError) -> Response:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
+        return error_response(503, f"cannot reach the database: {reason}")
 
 
 # ---------------------------------------------------------------- serving

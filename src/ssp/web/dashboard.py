@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy import REAL, Table, cast, func, literal, select, tuple_
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import ProgrammingError
 
 from ssp.config import WebConfig
 from ssp.storage.postgres import make_engine, table_exists
@@ -47,7 +47,6 @@ from ssp.storage.tables import (
 from ssp.web.common import (
     ParameterError,
     UnavailableError,
-    error_response,
     install_common,
     int_param,
     link_view,
@@ -390,11 +389,6 @@ def create_app(database_url: str, version: int, config: WebConfig | None = None,
     app.extensions[EXTENSION] = DashboardData(make_engine(database_url), version)
     app.jinja_env.filters["time_text"] = _time_text
     install_common(app)
-
-    @app.errorhandler(OperationalError)
-    def database_unreachable(err: OperationalError) -> Response:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
-        return error_response(503, f"cannot reach the database: {reason}")
 
     app.register_blueprint(bp)
     return app

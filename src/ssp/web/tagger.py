@@ -72,7 +72,6 @@ from flask import (
     url_for,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ssp.active import queue
@@ -1235,11 +1234,6 @@ def create_app(database_url: str, config: WebConfig | None = None, al_config: Ac
     app.jinja_env.filters["label_text"] = _label_text
     app.jinja_env.globals["csrf_token"] = _csrf_token
     install_common(app)
-
-    @app.errorhandler(OperationalError)
-    def database_unreachable(err: OperationalError) -> Response:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
-        return error_response(503, f"cannot reach the database: {reason}")
 
     @app.errorhandler(psycopg2.OperationalError)
     def database_lost(err: psycopg2.OperationalError) -> Response:
