@@ -142,6 +142,37 @@ EXAMPLES = [
     ("ml_is_not_machine_learning", ABSTAIN, tweet("ML engineers drink 500 ml of coffee a day")),
     ("ml_is_not_machine_learning", ABSTAIN, tweet("We are hiring an ML engineer")),
     ("ml_is_not_machine_learning", ABSTAIN, tweet("Belajar ML dan deep learning", lang="in")),
+    # Two kinds of model-building words together; one alone never votes.
+    ("talks_about_building_models", AI, tweet("my model has been training since friday and it's still not done")),
+    ("talks_about_building_models", AI, tweet("batch size 2 because the GPU only has 6GB, pls send compute")),
+    ("talks_about_building_models", AI, tweet("relabelled half the dataset, retrained, and accuracy went up 4 points")),
+    ("talks_about_building_models", AI, tweet("reviewers want ablations on two more datasets before the camera-ready")),
+    ("talks_about_building_models", AI, tweet("entrenamiento del modelo terminado, ahora a esperar", lang="es")),
+    ("talks_about_building_models", AI, tweet("モデルの学習がやっと終わった", lang="ja")),
+    ("talks_about_building_models", ABSTAIN, tweet("she's a model and she's been training for the marathon all year")),
+    ("talks_about_building_models", ABSTAIN, tweet("new model train set for the kids, they love the little station")),
+    ("talks_about_building_models", ABSTAIN, tweet("the GPU is overheating again while I game")),
+    ("talks_about_building_models", ABSTAIN, tweet("spent the day training the new puppy")),
+    ("talks_about_building_models", ABSTAIN, tweet("ranked grind: my GPU can't hold 144 fps and the benchmark lied")),
+    # "AI" or "ML" in another sense, from the words around it.
+    ("ai_means_something_else", NOT_AI, tweet("Booked AI for the heifers on Tuesday, fingers crossed for the calving")),
+    ("ai_means_something_else", NOT_AI, tweet("AI's crossover on Tyronn Lue still lives rent free in my head")),
+    ("ai_means_something_else", NOT_AI, tweet("Amnesty report out today: AI documents torture in three prisons")),
+    ("ai_means_something_else", NOT_AI, tweet("ML twitter arguing about the Soviet Union again, comrades please")),
+    ("ai_means_something_else", ABSTAIN, tweet("AI tool predicts calving dates from cattle sensor data with machine learning")),
+    ("ai_means_something_else", ABSTAIN, tweet("the Sixers won and I'm happy")),
+    # Positive vocabulary that only the field uses, in other languages and hashtags written in camel case.
+    ("mentions_ai", AI, tweet("#NoAIArt in my mentions again")),
+    ("mentions_ai", AI, tweet("生成AIで作った画像はコンテストに出せない", lang="ja")),
+    ("mentions_ai_in_other_language", AI, tweet("Sztuczna inteligencja zmieni szkoły?", lang="pl")),
+    ("mentions_ai_in_other_language", AI, tweet("Học máy có khó không mọi người?", lang="vi")),
+    ("uses_ml_jargon", AI, tweet("CUDA out of memory at 3am, again")),
+    ("uses_ml_jargon", AI, tweet("the val loss went up while the train loss kept falling")),
+    ("mentions_ai_lab_model_or_researcher", AI, tweet("GPT-4o wrote my cover letter")),
+    ("mentions_ai_lab_model_or_researcher", ABSTAIN, tweet("converted the disk from MBR to GPT before installing Linux")),
+    ("mentions_ai_lab_model_or_researcher", ABSTAIN, tweet("a Gemini and a Llama walk into a bar, says Claude from accounting")),
+    ("ai_in_a_video_game", NOT_AI, tweet("la IA del modo carrera ficha puros veteranos", lang="es")),
+    ("ai_in_a_video_game", NOT_AI, tweet("Hall of Fame difficulty AI in NBA 2K cooked me")),
 ]
 
 
@@ -187,7 +218,7 @@ def test_names_are_unique_stable_and_cover_both_classes(lfs):
     names = lf_names(lfs)
     assert names == lf_names(make_lfs())
     assert len(set(names)) == len(names)
-    assert 15 <= len(names) <= 25
+    assert 15 <= len(names) <= 30
     polarity = {name: expected for name, expected, _ in EXAMPLES if expected != ABSTAIN}
     assert set(polarity.values()) == {AI, NOT_AI}
     # The original project's functions are all here.

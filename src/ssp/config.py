@@ -144,9 +144,15 @@ class LabelConfig:
     keyword_dir: str = ""  # default: $SSP_DATA_DIR/labeling if it exists, else the repo's data/labeling
     epochs: int = 500
     learning_rate: float = 0.01
-    l2: float = 0.0
+    l2: float = 1.0  # pulls each function's fitted accuracy towards prec_init; 0 lets a small fit run away
     seed: int = 123
     output_dir: str = ""  # default: $SSP_STATE_DIR/labels/v<version>
+    # P(AI) before any labelling function votes: AI posts are a minority of a real stream
+    ai_prior: float = 0.1
+    # what the label model assumes of each function before it sees the votes: P(right | it voted);
+    # the functions are written to be precise, and l2 keeps the fitted values near this when the
+    # votes say little (a function that rarely overlaps with another)
+    prec_init: float = 0.9
 
 
 @gin.configurable

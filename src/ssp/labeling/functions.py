@@ -130,8 +130,21 @@ _OTHER_LISTS = (
     "ml_sites",
     "code_hosts",
     "ml_repo_words",
+    "ai_other_sense_context",
 )
-KEYWORD_LISTS = _TERM_LISTS + _WORD_LISTS + _OTHER_LISTS
+# Five kinds of words people who build models use, each ordinary on its own; two kinds together
+# in one tweet are evidence (labelling function talks_about_building_models).
+_CONTEXT_LISTS = (
+    "ml_context_models",
+    "ml_context_training",
+    "ml_context_data",
+    "ml_context_compute",
+    "ml_context_research",
+    "ml_context_other_senses",
+)
+# How many of the kinds a tweet must hold for talks_about_building_models to vote.
+MIN_CONTEXT_KINDS = 2
+KEYWORD_LISTS = _TERM_LISTS + _WORD_LISTS + _OTHER_LISTS + _CONTEXT_LISTS
 
 # A number of millilitres: "200 ml", "2,5ml", "500 ML". Written in code rather than a list file
 # because it is a shape, not a vocabulary.
@@ -141,7 +154,8 @@ _MENTION = re.compile(r"(?<!\w)@\w+")
 # about a person or character called Ai.
 _NAME_AI = re.compile(r"(?<!\w)#?(?:Ai|ai|aI)(?:'?s)?(?!\w)")
 # Any "AI" or "ML" token, once a tweet is known to be inside a video game.
-_ANY_AI = re.compile(r"(?<!\w)#?(?:ai|a\.i\.?)(?:'?s)?(?!\w)", re.IGNORECASE)
+# ("IA" and "KI" are the acronym in Romance languages and German.)
+_ANY_AI = re.compile(r"(?<!\w)#?(?:ai|a\.i\.?|ia|ki)(?:'?s)?(?!\w)", re.IGNORECASE)
 _ANY_ML = re.compile(r"(?<!\w)#?ml(?:'?s)?(?!\w)", re.IGNORECASE)
 # Words as the keys of the matchers' set lookups see them; "_" joins words in phrases.
 _WORD_RUN = re.compile(r"[^\W_]+")
@@ -151,6 +165,14 @@ _TAG_BODY = re.compile(r"#(\w+)")
 _UNSPACED_SCRIPT = re.compile(r"[\u3040-\u9fff\uf900-\ufaff]")
 # Splits a repository owner or name into words: "nanoGPT" -> nano, GPT; "tiny-llm" -> tiny, llm.
 _NAME_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# A hashtag written in camel case is words run together: "#NoAIArt" says "No AI Art".
+_CAMEL_TAG = re.compile(r"(?<![\w&])#(\w*[a-z]\w*[A-Z]\w*|\w*[A-Z]{2,}[a-z]\w*)")
+_CAMEL_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Latin letters written against Japanese, Chinese or Korean ("生成AIで", "AI로"): the acronym has
+# no word boundary there, so a space is put between the scripts before matching.
+_SCRIPT_SEAM = re.compile(
+    r"(?<=[\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff])(?=[A-Za-z])|(?<=[A-Za-z])(?=[\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff])"
+)
 _NO_TRAPS: frozenset[str] = frozenset()
 _NO_KEYS: frozenset[str] = frozenset()
 
@@ -332,6 +354,9 @@ class _Lexicon:
         self.ml_sites = tuple(_site(entry) for entry in lists["ml_sites"])
         self.code_hosts = tuple(_site(entry) for entry in lists["code_hosts"])
         self.ml_repo_words = frozenset(word.lower() for word in lists["ml_repo_words"])
+        self.other_sense = _Phrases(lists["ai_other_sense_context"])
+        self.context_kinds = tuple(_Keywords(lists[name], matchers) for name in _CONTEXT_LISTS[:-1])
+        self.context_other_senses = _Keywords(lists[_CONTEXT_LISTS[-1]], matchers)
 
     def shows_ai(self, facts: _TextFacts, text: str) -> bool:
         """Any evidence of AI in ``text`` (cut from ``facts``) or in the accounts it mentions, or a
@@ -340,15 +365,24 @@ class _Lexicon:
             self.any_term.found_in(facts, text)
             or self.hints.found_in(facts, text)
             or bool(facts.mentions and self.any_term.found_in(facts, facts.mentions))
+            or (not facts.in_game and self.context_kinds_in(facts, text) >= MIN_CONTEXT_KINDS)
         )
+
+    def context_kinds_in(self, facts: _TextFacts, text: str) -> int:
+        """How many of the kinds of model-building words (``_CONTEXT_LISTS``) ``text`` holds; none
+        when it also holds a word that gives them their everyday senses (a runway, a gym)."""
+        kinds = sum(1 for kind in self.context_kinds if kind.found_in(facts, text))
+        if kinds >= MIN_CONTEXT_KINDS and self.context_other_senses.found_in(facts, text):
+            return 0
+        return kinds
 
 
 class _TextFacts:
     """One text with its traps blanked out (``clean``), and what it says, each worked out once."""
 
     __slots__ = (
-        "_evidence", "_evidence_without_ml", "_has_ml", "_lexicon", "_without_ml", "clean", "keys", "mentions",
-        "traps", "unspaced",
+        "_evidence", "_evidence_without_ml", "_has_ml", "_lexicon", "_without_ml", "clean", "in_game", "keys",
+        "mentions", "traps", "unspaced",
     )
 
     def __init__(self, text: str, lexicon: _Lexicon) -> None:
@@ -358,9 +392,11 @@ class _TextFacts:
         self._without_ml: str | None = None
         self._has_ml = 0
         self.mentions = ""
+        self.in_game = False
         if not text:
             self.clean, self.keys, self.traps, self.unspaced = "", _NO_KEYS, _NO_TRAPS, False
             return
+        text = _spell_out(text)
         # Blanking only removes words, so the keys of the whole text serve every text cut from it.
         self.keys = _text_keys(text)
         self.unspaced = bool(_UNSPACED_SCRIPT.search(text))
@@ -385,12 +421,18 @@ class _TextFacts:
         if found:
             traps.add("game_ai")
         if lexicon.game_context.found_in(text, self.keys):
+            self.in_game = True
             text, found = _ANY_AI.subn(" ", text)
             if found:
                 traps.add("game_ai")
             text, found = _ANY_ML.subn(" ", text)
             if found:
                 traps.add("ml_game")
+        if lexicon.other_sense.found_in(text, self.keys):
+            text, found_ai = _ANY_AI.subn(" ", text)
+            text, found_ml = _ANY_ML.subn(" ", text)
+            if found_ai or found_ml:
+                traps.add("ai_other_sense")
         self.clean = text
         self.traps = frozenset(traps) if traps else _NO_TRAPS
 
@@ -421,6 +463,18 @@ class _TextFacts:
         if self._evidence_without_ml is None:
             self._evidence_without_ml = self._lexicon.shows_ai(self, self.without_ml)
         return self._evidence_without_ml
+
+
+def _spell_out(text: str) -> str:
+    """``text`` with camel-case hashtags also written out as words and a space between Latin
+    letters and CJK characters, so that acronyms in them are found on word boundaries."""
+    if "#" in text:
+        words = [" ".join(_CAMEL_PARTS.findall(tag)) for tag in _CAMEL_TAG.findall(text)]
+        if words:
+            text = f"{text} {' '.join(words)}"
+    if text.isascii():
+        return text
+    return _SCRIPT_SEAM.sub(" ", text)
 
 
 class _LinkFacts:
@@ -693,6 +747,16 @@ def links_to_ml_code(x: Any, facts: _TweetFacts) -> int:
     return _vote_ai(facts.links(x).ml_code)
 
 
+def talks_about_building_models(x: Any, facts: _TweetFacts) -> int:
+    """Words of two kinds that, together, only people building models use: a model and its
+    training, a dataset and its accuracy, a GPU and a batch size, a preprint and its reviewers
+    (ml_context_*.txt), outside a video game. One such word alone does not vote."""
+    text = facts.text(x)
+    if text.in_game:
+        return ABSTAIN
+    return _vote_ai(facts.lexicon.context_kinds_in(text, text.clean) >= MIN_CONTEXT_KINDS)
+
+
 # ---------------------------------------------------------------- negative rules (vote NOT_AI)
 
 
@@ -765,6 +829,15 @@ def ai_in_a_video_game(x: Any, facts: _TweetFacts) -> int:
     return ABSTAIN
 
 
+def ai_means_something_else(x: Any, facts: _TweetFacts) -> int:
+    """"AI" or "ML" in another sense, known from the words around it: artificial insemination of
+    cattle, Allen Iverson's crossover, Amnesty International, Marxism-Leninism
+    (ai_other_sense_context.txt), with nothing else about AI in the tweet."""
+    if "ai_other_sense" in facts.text(x).traps and facts.no_ai_evidence(x):
+        return NOT_AI
+    return ABSTAIN
+
+
 def ml_is_not_machine_learning(x: Any, facts: _TweetFacts) -> int:
     """"ml" that is not machine learning: millilitres in any language ("250 ml of milk", "500 ml
     de agua"), Mobile Legends in a game tweet or in Indonesian, Filipino or Malay tweets
@@ -791,6 +864,7 @@ _LABELING_FUNCTIONS: tuple[Callable[[Any, _TweetFacts], int], ...] = (
     mentions_ai_in_other_language,
     links_to_ml_site,
     links_to_ml_code,
+    talks_about_building_models,
     not_data_science,
     not_neural_network,
     not_big_data,
@@ -801,6 +875,7 @@ _LABELING_FUNCTIONS: tuple[Callable[[Any, _TweetFacts], int], ...] = (
     is_everyday_topic,
     ai_is_a_name,
     ai_in_a_video_game,
+    ai_means_something_else,
     ml_is_not_machine_learning,
 )
 

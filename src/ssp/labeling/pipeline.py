@@ -26,6 +26,7 @@ import pandas as pd
 
 from ssp.config import LabelConfig, default_state_dir
 from ssp.labeling.metrics import ABSTAIN, binary_metrics, lf_summary
+from ssp.labeling.weak import LabelingError, apply_frame, fit_label_model, majority_vote, weak_labels
 from ssp.storage.tables import DATASET_SPLITS, split_table_name, validate_identifier
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ LF_INPUT_COLUMNS = ("id", "text", "urls", "hashtags", "lang", "user_screen_name"
 ENGINES = ("auto", "pandas", "spark")
 # splits the label model and the weak labels are reported on
 GOLD_SPLITS = ("dev", "test")
-
-
-class LabelingError(RuntimeError):
-    """The dataset cannot be labelled as asked; the message says which table and why."""
 
 
 @dataclass
@@ -112,14 +109,6 @@ def read_table(conn, table: str, where: str = "", params: tuple = ()) -> pd.Data
     return frame
 
 
-def _apply_frame(lfs, frame: pd.DataFrame) -> np.ndarray:
-    from snorkel.labeling import PandasLFApplier
-
-    if frame.empty:
-        return np.empty((0, len(lfs)), dtype=np.int8)
-    return PandasLFApplier(lfs).apply(frame, progress_bar=False).astype(np.int8)
-
-
 def apply_pandas(lfs, frames: dict[str, pd.DataFrame], advance=lambda n: None, chunk: int = 2000) -> dict[str, np.ndarray]:
     """Label matrices per split, computed in this process in chunks (for the progress bar)."""
     matrices = {}
@@ -127,7 +116,7 @@ def apply_pandas(lfs, frames: dict[str, pd.DataFrame], advance=lambda n: None, c
         parts = []
         for start in range(0, len(frame), chunk):
             part = frame.iloc[start:start + chunk]
-            parts.append(_apply_frame(lfs, part))
+            parts.append(apply_frame(lfs, part))
             advance(len(part))
         matrices[split] = np.vstack(parts) if parts else np.empty((0, len(lfs)), dtype=np.int8)
     return matrices
@@ -169,7 +158,7 @@ def _spark_labeller(database_url: str, keyword_dir: str | None):
             for tasks in batches:
                 for split, table, low, high in tasks.itertuples(index=False):
                     frame = read_table(conn, table, "WHERE id >= %s AND id < %s", (int(low), int(high)))
-                    matrix = _apply_frame(lfs, frame)
+                    matrix = apply_frame(lfs, frame)
                     yield pd.DataFrame({
                         "split": split,
                         "id": frame["id"].astype("int64"),
@@ -220,39 +209,6 @@ def choose_engine(engine: str, total_rows: int, config: LabelConfig) -> str:
     if engine == "auto":
         return "spark" if total_rows >= config.spark_min_rows else "pandas"
     return engine
-
-
-def fit_label_model(L_train: np.ndarray, config: LabelConfig):
-    """Snorkel's LabelModel fitted on the snorkel_train split's label matrix."""
-    from snorkel.labeling.model import LabelModel
-
-    if L_train.shape[0] == 0 or not (L_train != ABSTAIN).any():
-        raise LabelingError("no labelling function voted on any tweet of the snorkel_train split: nothing to fit")
-    model = LabelModel(cardinality=2, verbose=False)
-    model.fit(L_train, n_epochs=config.epochs, lr=config.learning_rate, l2=config.l2, seed=config.seed, progress_bar=False)
-    return model
-
-
-def weak_labels(model, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``slabel`` (-1 where no function voted or the model is undecided) and ``slabel_prob``
-    (P(AI); NaN where no function voted, since the model then only repeats its class prior)."""
-    if L.shape[0] == 0:
-        return np.empty(0, dtype=np.int8), np.empty(0, dtype=np.float32)
-    probs = model.predict_proba(L)[:, 1].astype(np.float32)
-    labels = np.where(probs > 0.5, 1, np.where(probs < 0.5, 0, ABSTAIN)).astype(np.int8)
-    no_votes = ~(L != ABSTAIN).any(axis=1)
-    labels[no_votes] = ABSTAIN
-    probs[no_votes] = np.nan
-    return labels, probs
-
-
-def majority_vote(L: np.ndarray) -> np.ndarray:
-    """Snorkel's MajorityLabelVoter with ties and empty rows abstaining."""
-    from snorkel.labeling.model import MajorityLabelVoter
-
-    if L.shape[0] == 0:
-        return np.empty(0, dtype=np.int8)
-    return MajorityLabelVoter(cardinality=2).predict(L, tie_break_policy="abstain").astype(np.int8)
 
 
 def write_weak_labels(conn, tables: dict[str, str], frames: dict[str, pd.DataFrame], results: dict[str, tuple]) -> None:
@@ -511,7 +467,7 @@ def evaluate_weak_labels(database_url: str, config: LabelConfig, write_chart: bo
     lfs = make_lfs(config.keyword_dir or None)
     names = lf_names(lfs)
     both = pd.concat([f for f in gold.values() if len(f)], ignore_index=True)
-    L = _apply_frame(lfs, both)
+    L = apply_frame(lfs, both)
     accuracy = lf_summary(L, names, both["label"].to_numpy().astype(int))[["Polarity", "Coverage", "Correct", "Incorrect", "Emp. Acc."]]
     evaluation = Evaluation(config.version, splits, accuracy, gold_rows)
     if write_chart:
