@@ -99,6 +99,102 @@ def test_traps_and_languages(mix):
     assert {"en", "es", "fr", "de", "ja", "hi"} <= langs
 
 
+def _full_text(tweet: SyntheticTweet) -> str:
+    """The whole text of a tweet (or of the tweet it retweets), without ssp.tweets."""
+    payload = tweet.payload
+    if "data" in payload:
+        item = (payload["includes"].get("tweets") or [payload["data"]])[0]
+        return item.get("note_tweet", {}).get("text", item["text"])
+    status = payload.get("retweeted_status") or payload
+    return status.get("extended_tweet", {}).get("full_text", status["text"])
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"https?://\S+", "", text).lower().split())
+
+
+def _lang(tweet: SyntheticTweet) -> str:
+    return tweet.payload["data"]["lang"] if "data" in tweet.payload else tweet.payload["lang"]
+
+
+@pytest.fixture(scope="module")
+def big_mix() -> list[SyntheticTweet]:
+    return list(SyntheticTweets(seed=3).generate(5000))
+
+
+def test_texts_are_mostly_distinct(big_mix):
+    texts = [_normal(_full_text(t)) for t in big_mix]
+    assert len(set(texts)) / len(texts) >= 0.9
+
+
+def test_duplicates_only_when_asked():
+    heavy = list(SyntheticTweets(seed=3, duplicate_share=0.3, near_duplicate_share=0.2).generate(2000))
+    texts = [_normal(_full_text(t)) for t in heavy]
+    assert len(set(texts)) / len(texts) <= 0.6
+    assert 0.25 <= sum("duplicate" in t.traits for t in heavy) / 2000 <= 0.35
+
+
+def test_kinds_come_in_their_default_shares(big_mix):
+    n = len(big_mix)
+    traits = Counter(trait for t in big_mix for trait in t.traits)
+    assert 0.24 <= sum(t.is_ai for t in big_mix) / n <= 0.32
+    assert 0.05 <= traits["implicit_ai"] / n <= 0.11
+    assert 0.10 <= traits["trap"] / n <= 0.18
+    assert 0.14 <= traits["hard_negative"] / n <= 0.22
+    assert 0.01 <= traits["duplicate"] / n <= 0.03
+    assert 0.02 <= traits["near_duplicate"] / n <= 0.045
+    assert 0.22 <= traits["non_english"] / n <= 0.34
+    for tweet in big_mix:
+        assert tweet.is_ai == ("ai" in tweet.traits)
+        assert "implicit_ai" not in tweet.traits or tweet.is_ai
+        assert not (tweet.traits & {"trap", "hard_negative"}) or not tweet.is_ai
+        assert ("non_english" in tweet.traits) == (_lang(tweet) != "en")
+    # about a quarter of AI posts are not in English
+    ai = [t for t in big_mix if t.is_ai]
+    assert 0.18 <= sum("non_english" in t.traits for t in ai) / len(ai) <= 0.36
+
+
+def test_many_languages_in_every_kind(mix, big_mix):
+    assert len({_lang(t) for t in mix}) >= 10
+    for trait in ("ai", "implicit_ai", "trap", "hard_negative"):
+        assert len({_lang(t) for t in big_mix if trait in t.traits}) >= 10, trait
+    assert len({_lang(t) for t in big_mix}) >= 18
+
+
+def test_implicit_ai_avoids_the_obvious_terms(big_mix):
+    matcher = KeywordMatcher(load_ai_keywords())
+    implicit = [t for t in big_mix if "implicit_ai" in t.traits]
+    assert len(implicit) > 200
+    assert sum(matcher.matches(_full_text(t)) for t in implicit) / len(implicit) <= 0.03
+    keyword_ai = [t for t in big_mix if t.is_ai and "implicit_ai" not in t.traits and "non_english" not in t.traits]
+    assert sum(matcher.matches(_full_text(t)) for t in keyword_ai) / len(keyword_ai) >= 0.7
+
+
+def test_hard_negatives_use_the_ambiguous_words(big_mix):
+    text = " ".join(_full_text(t).lower() for t in big_mix if "hard_negative" in t.traits)
+    for word in ("big", "deep", "data", "network", "language", "intelligence", "model", "learning",
+                 "training", "neural", "vision", "smart", "bot", "transformer"):
+        assert re.search(rf"\b{word}", text), word
+    traps = " ".join(_full_text(t) for t in big_mix if "trap" in t.traits)
+    for phrase in ("Ai Weiwei", "Ai Hoshino", "enemy AI", " ml ", "ML", "Transformers", "Claude", "python",
+                   "Gemini", "llama", "copilot"):
+        assert phrase.lower() in traps.lower(), phrase
+
+
+def test_old_mix_is_still_available():
+    old = list(SyntheticTweets(seed=42, ai_share=0.33, trap_share=0.04, implicit_ai_share=0.01,
+                               hard_negative_share=0.0, non_english_share=0.12,
+                               duplicate_share=0.03).generate(N))
+    assert 0.25 <= sum(t.is_ai for t in old) / N <= 0.45
+    assert not any("hard_negative" in t.traits for t in old)
+
+
+def test_same_seed_same_traits_and_truth():
+    first = [(t.tweet_id, t.is_ai, t.traits) for t in SyntheticTweets(seed=11).generate(3000)]
+    assert [(t.tweet_id, t.is_ai, t.traits) for t in SyntheticTweets(seed=11).generate(3000)] == first
+    assert [(t.tweet_id, t.is_ai, t.traits) for t in SyntheticTweets(seed=12).generate(3000)] != first
+
+
 def test_duplicates_repeat_an_earlier_text(mix):
     tweets = pytest.importorskip("ssp.tweets")
 
@@ -197,6 +293,8 @@ def test_every_payload_parses_to_its_full_text(mix):
 def test_rejects_bad_shares():
     with pytest.raises(ValueError, match="v2_share"):
         SyntheticTweets(v2_share=1.5)
+    with pytest.raises(ValueError, match="hard_negative_share"):
+        SyntheticTweets(ai_share=0.5, hard_negative_share=0.6)
 
 
 def test_generation_is_fast():

@@ -43,9 +43,22 @@ any list looks at a text, the traps are taken out of it:
 * a game's "AI" (``game_ai_phrases.txt``), and any "AI" or "ML" (Mobile Legends) in a tweet that
   is inside a video game (``game_context.txt``).
 
+* any "AI" or "ML" (and "IA", "KI") in a tweet whose other words give it another sense
+  (``ai_other_sense_context.txt``): artificial insemination of cattle, Allen Iverson's crossover,
+  Amnesty International, Marxism-Leninism.
+
 So "Ai Weiwei", "the enemy AI" and "ADD 200 ML OF MILK" never count as evidence of AI, and the
-trap rules (``ai_is_a_name``, ``ai_in_a_video_game``, ``ml_is_not_machine_learning``) vote NOT_AI
-on them when nothing else in the tweet points to AI. @mentions are taken out too: they name whom
+trap rules (``ai_is_a_name``, ``ai_in_a_video_game``, ``ai_means_something_else``,
+``ml_is_not_machine_learning``) vote NOT_AI on them when nothing else in the tweet points to AI.
+Camel-case hashtags are also read as words ("#NoAIArt" says "No AI Art"), and Latin letters
+written against Japanese, Chinese or Korean get a word boundary ("生成AIで").
+
+No rule votes on a lone word that is ordinary too. The words people who build models use every
+day ("model", "training", "dataset", "GPU", "reviewers") come in five kinds
+(``ml_context_*.txt``); ``talks_about_building_models`` votes AI only when a tweet holds words of
+two kinds, outside a video game and without words that give them their everyday senses (a
+runway, a gym, a puppy in training). Names that are also ordinary words are listed only in forms
+that are not: "GPT-4" but not "GPT" (a partition table), "Claude 3" but not "Claude". @mentions are taken out too: they name whom
 a tweet is addressed to, not what it is about, though an AI lab's account still keeps the
 negative rules quiet.
 
@@ -55,7 +68,7 @@ Speed and shipping
 keyed by the identity of the field's value: every rule of a ``PandasLFApplier`` pass sees the same
 row objects one after another, so the text is cleaned and checked for evidence of AI once per row,
 not once per rule; each list is found by a set lookup of the text's words before any regular
-expression runs. The 24 rules label 50,000 synthetic tweets through ``PandasLFApplier`` in about
+expression runs. The 26 rules label 50,000 synthetic tweets through ``PandasLFApplier`` in about
 6 s on two busy cores. They pickle with cloudpickle (the caches are left behind), so Spark can
 ship them to executors.
 """

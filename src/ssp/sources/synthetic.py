@@ -6,21 +6,35 @@ process (timestamps come from a fixed start plus seeded gaps, never the wall clo
 nothing depends on ``hash()``), and :meth:`SyntheticTweets.generate` starts from the
 beginning of the seed's stream on every call.
 
-What the mix holds, roughly (see the ``*_share`` arguments):
+The demo's classifier is trained on this stream, so its variety decides how the served
+model does on real posts. Every text is composed: a template (see
+:mod:`ssp.sources.synthetic_vocab`) filled from slot vocabularies, then decorated the way
+people write (openers and closers, typos, emoji, hashtags, a place tag, links, a reply
+mention, all lower or upper case), so that 20,000 tweets hold over 90% distinct texts even
+after case, whitespace and links are normalised away. The default mix (see the
+``*_share`` arguments):
 
-* about a third AI/ML/data-science tweets built from templates and vocabulary (papers
-  with arXiv links, library releases with GitHub links, hashtags, emoji), a few of them
-  without any obvious keyword; the rest ordinary tweets (sports, food, politics,
-  weather, music, shopping, travel...);
-* traps labelled not-AI: "Ai Weiwei", "Ai" the anime character, a game's enemy AI,
-  "200 ml of milk" (also in Spanish and French), Allen Iverson's "AI3", a maid cafe;
-* non-English tweets (es, fr, de, ja, hi, pt, it, and ``und`` for emoji-only) with
-  the right ``lang``;
+* about 28% AI posts: 20% with an obvious term (AI, machine learning, LLM, model, lab and
+  library names; papers with arXiv links, releases with GitHub and Hugging Face links,
+  policy and product news, jobs, tutorials, complaints) and 8% ``implicit_ai`` ones in the
+  jargon of people who train models (loss curves, CUDA out of memory, GPU queues, eval
+  sets, annotation guidelines, tokenizers, sweeps, papers accepted at venues, Kaggle);
+* 14% ``trap`` posts, not AI but holding a word keyword rules catch: people named Ai
+  (Ai Weiwei, Ai Hoshino, Ai Miyazato), a game's enemy AI, Air India's flight codes, "250 ml
+  of milk", Mobile Legends' "ML" (Tagalog, Indonesian), Allen Iverson's "AI3", Transformers
+  toys, Claude from accounting, Python the snake, Gemini the sign, a llama, a plane's
+  copilot, big-company news that is not about AI;
+* 18% ``hard_negative`` posts using big, deep, data, network, language, intelligence,
+  model, learning, training, neural, vision, smart, bot... in their everyday senses;
+* the rest ordinary posts: sports, K-pop, politics, food, weather, travel, jobs, religion,
+  Wordle, giveaways and spam, slang and typos, emoji-only (``und``);
+* every kind in many languages: 28% of tweets are not in English (es, ja, pt, id, fr, de,
+  tl, hi, ko, tr, it, ar, th, vi, nl, pl, sw and ``und``), with the right ``lang``;
 * v1.1 retweets (``RT @user: `` text cut to 140 characters, the original in
   ``retweeted_status``) and extended tweets (``truncated: true`` with the full text in
   ``extended_tweet``);
-* exact duplicates (same text, new id) and near duplicates (case, whitespace or link
-  changes) of recent tweets;
+* 2% exact duplicates (same text, new id) and 3% near duplicates (case, whitespace or
+  link changes) of recent tweets, more if asked for;
 * t.co links in the text with the real URL in the entities, hashtags and mentions with
   their indices;
 * about ``v2_share`` of payloads in X API v2 shape, with ``note_tweet`` for long texts
@@ -42,6 +56,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from ssp.sources import synthetic_vocab as vocab
 
 __all__ = ["DEFAULT_START", "SyntheticTweet", "SyntheticTweets", "synthetic_payloads"]
 
@@ -78,7 +94,8 @@ class SyntheticTweet:
 
     ``traits`` names what the tweet exercises: ``ai``, ``implicit_ai`` (AI without an
     obvious keyword), ``trap`` (looks like AI, is not), ``non_english``, ``retweet``,
-    ``extended`` (v1.1 truncated + extended_tweet), ``note_tweet`` (long v2 text),
+    ``hard_negative`` (an ambiguous word in its everyday sense), ``extended`` (v1.1
+    truncated + extended_tweet), ``note_tweet`` (long v2 text),
     ``duplicate``, ``near_duplicate``, and ``v1`` or ``v2`` for the payload shape.
     """
 
@@ -94,256 +111,73 @@ class _Template(NamedTuple):
     is_ai: bool
     traits: frozenset[str]
     lang: str
+    kind: str
 
 
-def _templates(
-    texts: tuple[str, ...], is_ai: bool, traits: tuple[str, ...] = (), lang: str = "en"
-) -> tuple[_Template, ...]:
-    parser = string.Formatter()
-    return tuple(
-        _Template(
-            text,
-            tuple(dict.fromkeys(name for _, name, _, _ in parser.parse(text) if name)),
-            is_ai,
-            frozenset(traits),
-            lang,
-        )
-        for text in texts
-    )
-
-
-_VOCAB: dict[str, tuple[str, ...]] = {
-    "lib": ("PyTorch", "TensorFlow", "scikit-learn", "Keras", "JAX", "XGBoost", "LightGBM",
-            "spaCy", "Hugging Face Transformers", "LangChain", "MLflow", "Ray", "Polars",
-            "pandas", "ONNX Runtime", "DeepSpeed", "vLLM"),
-    "model": ("GPT-4", "Llama 3", "Mistral 7B", "BERT", "ResNet-50", "ViT-B/16", "Whisper",
-              "T5", "CLIP", "Stable Diffusion XL", "Phi-3", "Gemma 2B"),
-    "task": ("sentiment analysis", "image segmentation", "time-series forecasting",
-             "fraud detection", "recommendation", "object detection", "speech recognition",
-             "text classification", "anomaly detection", "churn prediction",
-             "named entity recognition", "machine translation"),
-    "topic": ("machine learning", "deep learning", "data science", "reinforcement learning",
-              "computer vision", "NLP", "generative AI", "LLM fine-tuning", "MLOps",
-              "neural networks", "transformer models", "diffusion models"),
-    "aitag": ("MachineLearning", "DeepLearning", "AI", "DataScience", "NLP", "ComputerVision",
-              "LLM", "GenAI", "MLOps", "ArtificialIntelligence", "PyTorch", "BigData"),
-    "paper_adj": ("Scaling", "Efficient", "Robust", "Self-Supervised", "Contrastive",
-                  "Sparse", "Causal", "Multimodal", "Federated", "Few-Shot"),
-    "paper_noun": ("Transformers", "Diffusion Models", "Graph Neural Networks",
-                   "Language Models", "Vision Transformers", "Mixture-of-Experts",
-                   "Retrieval-Augmented Generation", "State Space Models"),
-    "role": ("ML engineer", "data scientist", "research scientist", "MLOps engineer",
-             "NLP engineer", "computer vision engineer"),
-    "conf": ("NeurIPS", "ICML", "PyData London", "ICLR", "CVPR", "KDD", "the local ML meetup"),
-    "company": ("Meta", "Mistral AI", "Google DeepMind", "Hugging Face", "Stability AI",
-                "a small startup"),
-    "job": ("radiologist", "translator", "copywriter", "software engineer", "paralegal"),
-    "cvtask": ("small object detection", "medical imaging", "satellite imagery", "OCR"),
-    "rlgoal": ("walk", "play Atari Breakout", "balance a pole", "drive a toy car"),
-    "kaggle": ("Titanic", "House Prices", "LLM Science Exam", "Store Sales"),
-    "emoji": ("🚀", "🤖", "🧠", "📈", "🔥", "✨", "👀", "🙌", "💡", "📊", "😅", "🎉"),
-    "food_emoji": ("🍝", "🍕", "🌮", "🍜", "🥗", "🍰", "🍔"),
-    "player": ("Mbappé", "Haaland", "Salah", "Bellingham", "Saka", "Messi", "Kane"),
-    "team": ("Arsenal", "Real Madrid", "Liverpool", "Bayern", "PSG", "the Lakers",
-             "the Celtics", "Man City", "Barça"),
-    "sporttag": ("football", "PremierLeague", "NBA", "UCL", "LaLiga", "matchday"),
-    "score": ("1-0", "2-1", "3-0", "2-2", "1-1", "4-2"),
-    "dish": ("lasagna", "ramen", "tacos", "banana bread", "pad thai", "shakshuka",
-             "carbonara", "chili"),
-    "city": ("London", "Madrid", "Chicago", "Lagos", "Mumbai", "Toronto", "Sydney",
-             "Berlin", "Austin"),
-    "election": ("mayoral", "local", "general", "primary"),
-    "poltag": ("Election2024", "vote", "politics"),
-    "issue": ("housing", "transport", "healthcare", "schools", "climate"),
-    "artist": ("Taylor Swift", "Kendrick Lamar", "Dua Lipa", "Bad Bunny", "Adele",
-               "Arctic Monkeys", "Burna Boy"),
-    "item": ("running shoes", "air fryer", "winter jacket", "headphones", "coffee grinder",
-             "desk lamp"),
-    "airport": ("Heathrow", "JFK", "O'Hare", "Schiphol", "Dubai airport"),
-    "pet": ("dog", "cat", "parrot", "golden retriever"),
-    "show": ("The Bear", "Severance", "Succession", "Bridgerton", "Shōgun"),
-    "street": ("Main Street", "Oxford Street", "5th Avenue", "the high street"),
-    "month": ("March", "October", "November", "December"),
-    "museum": ("the Royal Academy", "the Hirshhorn", "Tate Modern", "the Gropius Bau"),
-    "anime": ("Oshi no Ko", "Ai no Kusabi", "Love Live"),
-    "mention": ("NASA", "nytimes", "espn", "BBCSport", "karpathy", "ylecun", "huggingface",
-                "PyTorch", "kaggle", "github"),
+# kind -> (templates by language, is_ai, traits)
+_KIND_SOURCES: dict[str, tuple[dict[str, tuple[str, ...]], bool, tuple[str, ...]]] = {
+    "ai": (vocab.AI, True, ("ai",)),
+    "implicit": (vocab.IMPLICIT, True, ("ai", "implicit_ai")),
+    "trap": (vocab.TRAP, False, ("trap",)),
+    "hard": (vocab.HARD, False, ("hard_negative",)),
+    "ordinary": (vocab.ORDINARY, False, ()),
+}
+# Relative frequency of each non-English language among non-English tweets.
+_LANGUAGE_WEIGHTS = {
+    "es": 16, "ja": 12, "pt": 10, "id": 9, "fr": 7, "de": 6, "tl": 6, "hi": 5, "ko": 5, "tr": 5,
+    "it": 4, "ar": 4, "th": 3, "vi": 3, "nl": 2, "pl": 2, "sw": 1, "und": 2,
+}
+# Typos only go into scripts with letters between spaces.
+_TYPO_LANGS = frozenset(("en", "es", "pt", "fr", "de", "it", "id", "tl", "tr", "nl", "pl", "sw"))
+_FIELDS = string.Formatter()
+_LINK_SLOTS = frozenset(("arxiv", "github", "hf", "blog", "jobs"))
+_MILLILITRES = ("50", "100", "125", "150", "200", "250", "300", "330", "400", "500", "750", "1000")
+# Links a tweet of each kind may end with, as slot names.
+_KIND_LINKS = {
+    "ai": ("arxiv", "github", "hf", "blog"),
+    "implicit": ("arxiv", "github", "blog"),
+    "trap": ("link_news", "link_video", "link_shop"),
+    "hard": ("link_news", "link_video", "link_music"),
+    "ordinary": ("link_news", "link_video", "link_music", "link_shop", "link_food"),
 }
 
-_KNOWN_ACCOUNTS = {
-    "NASA": 11348282, "nytimes": 807095, "espn": 2557521, "BBCSport": 265902729,
-    "karpathy": 33836629, "ylecun": 48008938, "huggingface": 778764142412984320,
-    "PyTorch": 776585502606721024, "kaggle": 80422885, "github": 13334762,
-}
 
-_AI = _templates((
-    'New paper on arXiv: "{paper_adj} {paper_noun} for {task}" {arxiv} #{aitag} #{aitag2}',
-    "Just shipped {lib} {version} {emoji} faster training and better {task}. "
-    "Release notes: {github} #{aitag}",
-    "Hot take: most {task} problems don't need deep learning. Gradient boosting plus "
-    "good features wins. #{aitag}",
-    "{model} vs {model2} on {task}: {model} wins by {pct}% in our benchmark {emoji} {blog}",
-    "Day {day} of #100DaysOfMLCode: implemented backpropagation from scratch in numpy {emoji}",
-    "Our team is hiring a {role} to work on {topic}. Remote friendly! {jobs} #{aitag} #hiring",
-    "Anyone else find that {lib} eats all the GPU memory when fine-tuning {model}? 😩",
-    "Great talk today on {topic} at {conf}. Slides: {blog} {emoji}",
-    "Machine learning tip: check your train/test split for leakage before celebrating "
-    "{pct}% accuracy. #{aitag}",
-    "The neural network finally converged after {n} epochs {emoji} #{aitag}",
-    "Thread 🧵 on how {topic} actually works, no hype: 1/",
-    "Built a {task} demo with {lib} over the weekend: {github} #{aitag} #{aitag2}",
-    "Data science is 80% cleaning data and 20% complaining about cleaning data. #{aitag}",
-    'Reading "{paper_adj} {paper_noun}" and the ablations are really convincing {emoji} {arxiv}',
-    "{company} just released an open LLM for {task}. Weights on Hugging Face: {hf}",
-    "Is AI going to replace every {job}? Honest answer: it changes the job first. #{aitag}",
-    "Computer vision folks: what's your go-to augmentation for {cvtask}? #{aitag}",
-    "Reinforcement learning agent learned to {rlgoal} in {n} episodes {emoji} {blog}",
-    "Teaching my students gradient descent with a hill and a blindfold. Works every time.",
-    "@{mention} great thread on {topic}! Bookmarking this {emoji}",
-    "Generative AI won't fix a broken data pipeline. #{aitag} #{aitag2}",
-    "Free course on deep learning with {lib}, {n} hours of video: {blog} #{aitag}",
-    "Kaggle update: top {pct}% in {kaggle} with a simple {lib} baseline #{aitag}",
-    "prompt engineering is just writing clear instructions and I will die on this hill #{aitag}",
-    "LLMs hallucinating citations again. Please check your references before submitting {emoji}",
-    "Our {topic} reading group meets Thursday, this week: {paper_adj} {paper_noun} {arxiv}",
-), True, ("ai",))
+def _compile(kind: str) -> tuple[dict[str, tuple[_Template, ...]], tuple[str, ...]]:
+    """The kind's templates by language, and its non-English languages repeated by weight."""
+    by_lang, is_ai, traits = _KIND_SOURCES[kind]
+    compiled: dict[str, tuple[_Template, ...]] = {}
+    for lang, texts in by_lang.items():
+        lang_traits = frozenset(traits) | ({"non_english"} if lang != "en" else frozenset())
+        templates: list[_Template] = []
+        for text in texts:
+            fields = tuple(dict.fromkeys(name for _, name, _, _ in _FIELDS.parse(text) if name))
+            template = _Template(text, fields, is_ai, lang_traits, lang, kind)
+            # A template whose words never change is drawn less often, or it would repeat itself.
+            varied = any(not (name in _LINK_SLOTS or name.startswith("link_")) for name in fields)
+            templates.extend((template,) * (3 if varied else 1))
+        compiled[lang] = tuple(templates)
+    others = tuple(lang for lang, weight in _LANGUAGE_WEIGHTS.items() if lang in compiled for _ in range(weight))
+    return compiled, others
 
-_IMPLICIT_AI = _templates((
-    "Finally got the loss curve to go down after fixing the learning rate warmup {emoji}",
-    "Spent all day labelling training data. My eyes hurt. The model still overfits.",
-    "Hyperparameter sweep finished overnight: {n} runs, best validation accuracy {pct}%",
-    "The attention maps show the classifier looking at the watermark, not the dog 🙃",
-), True, ("ai", "implicit_ai"))
 
-_TRAPS = _templates((
-    "Just saw the Ai Weiwei exhibition at {museum}. Stunning and unsettling.",
-    "Ai Weiwei's sunflower seeds installation still lives rent free in my head",
-    "Ai from {anime} deserved better. That ending wrecked me 😭",
-    "the enemy AI in this game is brutal, died {n} times on the first boss 💀",
-    "Patch notes: improved companion AI pathfinding and fixed the inventory bug #gaming",
-    "Pancake recipe: 2 eggs, 250 ml of milk, 125 g flour, pinch of salt 🥞",
-    "Add 200 ml of milk and stir until smooth. Works for {dish} sauce too.",
-    "Allen Iverson AI3 The Answer, greatest crossover of all time #NBA",
-    "Throwback to AI3 stepping over Tyronn Lue 🔥 #NBA",
-    "The maid cafe in Akihabara was so much fun, ten out of ten",
-    "Transformers: Rise of the Beasts was better than I expected, Optimus Prime rules",
-), False, ("trap",))
-
-_ORDINARY = _templates((
-    "What a goal from {player}! {team} up {score} at half time ⚽ #{sporttag}",
-    "{team} fans, how are we feeling after that loss? 😬 #{sporttag}",
-    "Made {dish} tonight and honestly it slaps {food_emoji} #foodie",
-    "Best {dish} in {city}? Taking recommendations",
-    "New recipe on the blog: {dish} in 30 minutes {link_food}",
-    "Turnout for the {election} election looks high in {city} this morning. #{poltag}",
-    "The debate last night was a mess. Nobody answered a single question about {issue}.",
-    "Council votes on the new {issue} budget tonight {link_news}",
-    "It's {temp}°C in {city} and I'm melting ☀️ #weather",
-    "Storm warning for {city} tonight, stay safe everyone ⛈️",
-    "Rain again in {city}. Of course. 🌧️",
-    "{artist}'s new album has been on repeat all week 🎧 {link_music}",
-    "Concert tickets for {artist} sold out in {n} minutes, I'm devastated",
-    "Found the perfect {item} on sale, 40% off! {link_shop} #deal",
-    "Black Friday haul: {item}, a new {item2} and way too many socks 🛍️",
-    "Delayed at {airport} for {n} hours. Travel is so glamorous ✈️",
-    "Monday meeting could have been an email. #mondaymotivation",
-    "My {pet} just stole my sandwich off the counter 🐶",
-    "Finished {show} in one weekend, no regrets #bingewatching",
-    "Good morning {city}! ☕ Coffee first, then everything else.",
-    "Road closures on {street} this weekend for the marathon {link_news}",
-    "Anyone know a good plumber in {city}? Asking for a desperate friend",
-    "Stock market up {pct}% today and my portfolio is still down somehow 📉",
-    "Happy birthday to my best friend @{mention}! 🎂",
-    "Can't believe it's already {month}. Where did the year go?",
-    "Training for my first half marathon, {n} km today 🏃",
-    "The new phone update drained my battery in {n} hours. Great job.",
-    "{team} paying that fee for {player}? Ridiculous. #{sporttag}",
-    "Watching the {team} game with my dad, he is yelling at the TV again",
-    "Farmers market haul: tomatoes, peaches and fresh bread {food_emoji}",
-), False)
-
-_NON_ENGLISH = (
-    *_templates(("¡Qué golazo de {player}! {team} gana {score} ⚽",
-                 "Hoy hace {temp} grados en Madrid, no se puede salir de casa ☀️",
-                 "Mezcla 500 ml de agua con el azúcar y deja reposar 10 minutos"),
-                False, ("non_english",), "es"),
-    *_templates(("La inteligencia artificial va a cambiar la medicina, pero no mañana. #IA",
-                 "Curso gratis de aprendizaje automático con Python: {blog}"),
-                True, ("ai", "non_english"), "es"),
-    *_templates(("Il pleut encore à Paris... vivement l'été 🌧️",
-                 "Recette du jour : tarte aux pommes, simple et délicieuse 🍎",
-                 "Ajoutez 20 ml de crème et laissez mijoter cinq minutes"),
-                False, ("non_english",), "fr"),
-    *_templates(("Super conférence sur l'intelligence artificielle générative ce matin #IA",),
-                True, ("ai", "non_english"), "fr"),
-    *_templates(("Das Spiel gestern war der Wahnsinn! {team} 🔥",
-                 "Heute sind es in Berlin {temp} Grad, endlich Sommer ☀️"),
-                False, ("non_english",), "de"),
-    *_templates(("Neuer Artikel über maschinelles Lernen in der Industrie: {blog}",),
-                True, ("ai", "non_english"), "de"),
-    *_templates(("今日は雨で寒いです。温かいラーメンが食べたい 🍜",
-                 "新しいアルバムが最高すぎる 🎧"),
-                False, ("non_english",), "ja"),
-    *_templates(("機械学習の勉強を始めました！Pythonで線形回帰から 📚 #機械学習",),
-                True, ("ai", "non_english"), "ja"),
-    *_templates(("आज का मैच शानदार था! 🏏 #cricket",), False, ("non_english",), "hi"),
-    *_templates(("मशीन लर्निंग सीखना शुरू किया, बहुत मज़ा आ रहा है 🤖",),
-                True, ("ai", "implicit_ai", "non_english"), "hi"),
-    *_templates(("Que jogo incrível ontem! {team} 🔥 #futebol",),
-                False, ("non_english",), "pt"),
-    *_templates(("Inteligência artificial na saúde: oportunidades e riscos {blog}",),
-                True, ("ai", "implicit_ai", "non_english"), "pt"),
-    *_templates(("Pizza margherita fatta in casa, niente di meglio 🍕",),
-                False, ("non_english",), "it"),
-    *_templates(("😂😂😂", "🔥🔥🔥 {link_music}"), False, ("non_english",), "und"),
-)
-
-_AI_FILLERS = (
-    "We benchmark on three public datasets and see consistent gains over strong baselines.",
-    "The trick is a better data mix, not a bigger model.",
-    "Code, weights and a Colab notebook are all open source.",
-    "Training took two days on a single GPU, which still surprises me.",
-    "Happy to answer questions in the replies.",
-    "Huge thanks to everyone who reviewed the early drafts.",
-    "Evaluation numbers are in the appendix, including the failure cases.",
-    "If you only read one section, read the one on data leakage.",
-)
-_ORDINARY_FILLERS = (
-    "Honestly the best part of my week so far.",
-    "Not sure how I feel about it yet, will report back tomorrow.",
-    "My friends think I'm overreacting but I stand by it.",
-    "Anyway, back to work now, this coffee is not going to drink itself.",
-    "Tell me I'm wrong in the replies.",
-    "Sending good vibes to everyone dealing with the same thing today.",
-    "Photos don't do it justice, you really have to be there.",
-)
-_FILLER_TAGS = ("#DeepLearning #NLP", "#MachineLearning", "#DataScience #AI", "#LLM")
-
-_FIRST = ("alex", "sam", "maria", "li", "priya", "tom", "fatima", "jon", "yuki", "omar",
-          "ana", "kofi", "lena", "raj", "chloe", "diego", "nina", "ben", "aisha", "max")
-_LAST = ("codes", "dev", "ml", "data", "smith", "garcia", "chen", "fan", "writes", "cooks",
-         "runs", "travels", "_", "x", "official", "hq", "lab", "tv")
-_NAMES = ("Alex", "Sam", "María", "Li", "Priya", "Tom", "Fatima", "Jon", "Yuki", "Omar",
-          "Ana", "Kofi", "Lena", "Raj", "Chloé", "Diego", "Nina", "Ben", "Aisha", "Max")
-_LOCATIONS = (None, "London, England", "San Francisco, CA", "Madrid", "Bengaluru, India",
-              "Berlin", "Tokyo", "Lagos, Nigeria", "Toronto", "Earth")
-_GITHUB_ORGS = ("pytorch", "huggingface", "google-research", "facebookresearch", "microsoft",
-                "karpathy", "ssp-lab", "mlfoundations", "openai")
-_GITHUB_REPOS = ("transformers", "nanoGPT", "diffusers", "tiny-llm", "fast-tabular",
-                 "vision-bench", "rl-playground", "text-clf", "ml-recipes")
-_BLOGS = ("https://medium.com/@{u}/", "https://towardsdatascience.com/", "https://{u}.github.io/",
-          "https://www.youtube.com/watch?v=", "https://huggingface.co/blog/")
-_SLUGS = ("a-gentle-introduction", "lessons-learned", "from-scratch", "benchmark-results",
-          "what-we-got-wrong", "part-2", "deep-dive", "notes")
-_NEWS = ("https://www.bbc.co.uk/news/articles/", "https://www.nytimes.com/2024/03/",
-         "https://www.theguardian.com/uk-news/", "https://apnews.com/article/")
-_FOOD = ("https://www.allrecipes.com/recipe/", "https://cooking.nytimes.com/recipes/",
-         "https://www.bbcgoodfood.com/recipes/")
+_KINDS = {kind: _compile(kind) for kind in _KIND_SOURCES}
+_VOCAB = vocab.VOCAB
+_KNOWN_ACCOUNTS = vocab.KNOWN_ACCOUNTS
+_FIRST, _LAST, _NAMES, _LOCATIONS = vocab.FIRST, vocab.LAST, vocab.NAMES, vocab.LOCATIONS
+_GITHUB_ORGS, _GITHUB_REPOS = vocab.GITHUB_ORGS, vocab.GITHUB_REPOS
+_BLOGS, _SLUGS, _NEWS, _FOOD = vocab.BLOGS, vocab.SLUGS, vocab.NEWS, vocab.FOOD
+_AI_FILLERS, _ORDINARY_FILLERS, _FILLER_TAGS = vocab.AI_FILLERS, vocab.ORDINARY_FILLERS, vocab.FILLER_TAGS
 
 
 def _display_url(url: str) -> str:
     shown = url.split("://", 1)[-1].removeprefix("www.")
     return shown if len(shown) <= 26 else shown[:25] + "…"
+
+
+def _recase(text: str, change: Callable[[str], str]) -> str:
+    """``text`` with ``change`` applied to everything but its t.co links (they are case-sensitive)."""
+    pieces = _TCO.split(text)
+    return "".join(piece if i % 2 else change(piece) for i, piece in enumerate(pieces))
 
 
 def _cut(text: str, limit: int) -> str:
@@ -361,12 +195,13 @@ class SyntheticTweets:
         seed: int = 42,
         v2_share: float = 0.3,
         *,
-        ai_share: float = 0.33,
-        trap_share: float = 0.04,
-        implicit_ai_share: float = 0.01,
-        non_english_share: float = 0.12,
+        ai_share: float = 0.2,
+        trap_share: float = 0.14,
+        implicit_ai_share: float = 0.08,
+        hard_negative_share: float = 0.18,
+        non_english_share: float = 0.28,
         retweet_share: float = 0.15,
-        duplicate_share: float = 0.03,
+        duplicate_share: float = 0.02,
         near_duplicate_share: float = 0.03,
         long_share: float = 0.1,
         start: datetime = DEFAULT_START,
@@ -374,15 +209,17 @@ class SyntheticTweets:
     ) -> None:
         shares = {
             "v2_share": v2_share, "ai_share": ai_share, "trap_share": trap_share,
-            "implicit_ai_share": implicit_ai_share, "non_english_share": non_english_share,
+            "implicit_ai_share": implicit_ai_share, "hard_negative_share": hard_negative_share,
+            "non_english_share": non_english_share,
             "retweet_share": retweet_share, "duplicate_share": duplicate_share,
             "near_duplicate_share": near_duplicate_share, "long_share": long_share,
         }
         for name, value in shares.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if ai_share + trap_share + implicit_ai_share > 1.0:
-            raise ValueError("ai_share + trap_share + implicit_ai_share must be at most 1")
+        if ai_share + trap_share + implicit_ai_share + hard_negative_share > 1.0:
+            raise ValueError(
+                "ai_share + trap_share + implicit_ai_share + hard_negative_share must be at most 1")
         if duplicate_share + near_duplicate_share > 1.0:
             raise ValueError("duplicate_share + near_duplicate_share must be at most 1")
         if start.tzinfo is None:
@@ -392,6 +229,14 @@ class SyntheticTweets:
         self.ai_share = ai_share
         self.trap_share = trap_share
         self.implicit_ai_share = implicit_ai_share
+        self.hard_negative_share = hard_negative_share
+        bound = 0.0
+        bounds = []
+        for share, kind in ((ai_share, "ai"), (trap_share, "trap"), (implicit_ai_share, "implicit"),
+                            (hard_negative_share, "hard")):
+            bound += share
+            bounds.append((bound, kind))
+        self._kind_bounds = tuple(bounds)
         self.non_english_share = non_english_share
         self.retweet_share = retweet_share
         self.duplicate_share = duplicate_share
@@ -494,6 +339,11 @@ class _Run:
             "pct": lambda _: str(self.rng.randrange(1, 99)),
             "day": lambda _: str(self.rng.randrange(1, 100)),
             "temp": lambda _: str(self.rng.randrange(-5, 39)),
+            "k": lambda _: str(self.rng.randrange(1, 10)),
+            "ml": lambda _: self._pick(_MILLILITRES),
+            "wordle": lambda _: f"{self.rng.randrange(900, 1400):,}",
+            "link_video": lambda urls: self._link(
+                urls, f"https://www.youtube.com/watch?v={self._tco()[-11:]}"),
         }
 
     # ------------------------------------------------------------------ helpers
@@ -541,45 +391,106 @@ class _Run:
         return ((ms - _X_EPOCH_MS) << 22) | (worker << 12) | (sequence & 0xFFF)
 
     # ------------------------------------------------------------------ content
-    def _fill(self, template: _Template) -> tuple[str, dict[str, str]]:
-        urls: dict[str, str] = {}
+    def _fill(self, template: _Template, urls: dict[str, str]) -> str:
         if not template.fields:
-            return template.text, urls
+            return template.text
+        slots = self.slots
         values: dict[str, str] = {}
         for name in template.fields:
-            maker = self.slots.get(name)
+            maker = slots.get(name)
             if maker is not None:
                 values[name] = maker(urls)
                 continue
-            # "lib2" draws from the "lib" vocabulary but differs from "lib".
+            # "lib2" draws from what "lib" draws from, but differs from "lib".
             base = name.rstrip("0123456789")
-            value = self._pick(_VOCAB[base])
-            while name != base and value == values.get(base):
-                value = self._pick(_VOCAB[base])
+            maker = slots.get(base)
+            value = maker(urls) if maker else self._pick(_VOCAB[base])
+            while value == values.get(base):
+                value = maker(urls) if maker else self._pick(_VOCAB[base])
             values[name] = value
-        return template.text.format_map(values), urls
+        return template.text.format_map(values)
+
+    def _kind(self) -> str:
+        roll = self.rng.random()
+        for bound, kind in self.c._kind_bounds:
+            if roll < bound:
+                return kind
+        return "ordinary"
 
     def _fresh_content(self) -> _Content:
         c, rng = self.c, self.rng
-        if rng.random() < c.non_english_share:
-            template = self._pick(_NON_ENGLISH)
-        else:
-            roll = rng.random()
-            if roll < c.ai_share:
-                template = self._pick(_AI)
-            elif roll < c.ai_share + c.trap_share:
-                template = self._pick(_TRAPS)
-            elif roll < c.ai_share + c.trap_share + c.implicit_ai_share:
-                template = self._pick(_IMPLICIT_AI)
-            else:
-                template = self._pick(_ORDINARY)
-        text, urls = self._fill(template)
-        if template.lang == "en" and rng.random() < c.long_share:
-            text = self._lengthen(text, template.is_ai)
-        return _Content(text, template.lang, template.is_ai, urls, template.traits)
+        by_lang, other_langs = _KINDS[self._kind()]
+        lang = "en"
+        if other_langs and rng.random() < c.non_english_share:
+            lang = self._pick(other_langs)
+        template = self._pick(by_lang[lang])
+        urls: dict[str, str] = {}
+        text = self._decorate(self._fill(template, urls), template, urls)
+        if lang == "en" and rng.random() < c.long_share:
+            text = self._lengthen(text, template)
+        return _Content(text, lang, template.is_ai, urls, template.traits)
 
-    def _lengthen(self, text: str, is_ai: bool) -> str:
-        fillers = _AI_FILLERS if is_ai else _ORDINARY_FILLERS
+    # Decoration is what makes two tweets from one template differ, as people's do: an
+    # opener or a closer, a typo, emoji, a hashtag, a link, a reply, a change of case.
+    def _decorate(self, text: str, template: _Template, urls: dict[str, str]) -> str:
+        rng = self.rng
+        openers = vocab.OPENERS.get(template.lang)
+        if openers:
+            if rng.random() < 0.3:
+                text = self._pick(openers) + text
+            if rng.random() < 0.3:
+                text += self._pick(vocab.CLOSERS[template.lang])
+            if template.lang in _TYPO_LANGS and rng.random() < 0.15:
+                text = self._typo(text)
+        return self._decorate_extras(text, template, urls)
+
+    def _decorate_extras(self, text: str, template: _Template, urls: dict[str, str]) -> str:
+        rng = self.rng
+        kind = template.kind
+        roll = rng.random()
+        if roll < 0.45:
+            emoji = vocab.EMOJI[kind]
+            text += " " + self._pick(emoji)
+            if roll < 0.2:
+                text += self._pick(emoji) + (self._pick(emoji) if roll < 0.07 else "")
+        roll = rng.random()
+        if roll < 0.25:
+            tags = vocab.HASHTAGS[kind]
+            text += " #" + self._pick(tags) + (" #" + self._pick(tags) if roll < 0.08 else "")
+        if rng.random() < 0.06:
+            text += " 📍" + self._pick(_VOCAB["city"])
+        if not urls and rng.random() < 0.1:
+            text += " " + self.slots[self._pick(_KIND_LINKS[kind])](urls)
+        if rng.random() < 0.08:
+            text = f"@{self._pick(self.users)['screen_name']} {text}"
+        roll = rng.random()
+        if roll < 0.08:
+            text = _recase(text, str.lower)
+        elif roll < 0.095 and not template.is_ai:
+            text = _recase(text, str.upper)
+        return text
+
+    def _typo(self, text: str) -> str:
+        rng = self.rng
+        words = text.split(" ")
+        for _ in range(3):
+            at = int(rng.random() * len(words))
+            word = words[at]
+            if len(word) < 4 or not word.isalpha():
+                continue
+            i = 1 + int(rng.random() * (len(word) - 2))
+            kind = int(rng.random() * 3)
+            if kind == 0:  # two letters swapped
+                words[at] = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+            elif kind == 1:  # a letter dropped
+                words[at] = word[:i] + word[i + 1:]
+            else:  # a letter doubled
+                words[at] = word[:i] + word[i] + word[i:]
+            return " ".join(words)
+        return text
+
+    def _lengthen(self, text: str, template: _Template) -> str:
+        fillers = _AI_FILLERS if template.is_ai else _ORDINARY_FILLERS
         # A third of long texts pass the v2 limit too, so note_tweet shows up.
         target = _V2_MAX + 20 if self.rng.random() < 0.33 else _V1_MAX + 20
         parts = [text]
@@ -591,7 +502,8 @@ class _Run:
             sentence = fillers[(start + step) % len(fillers)]
             parts.append(sentence)
             length += len(sentence) + 1
-        if is_ai:
+        # Implicit AI stays implicit: no #MachineLearning tacked on.
+        if template.kind == "ai":
             parts.append(self._pick(_FILLER_TAGS))
         return " ".join(parts)
 
