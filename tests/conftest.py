@@ -1,12 +1,19 @@
-"""Fixtures that start the real services: a Kafka broker (KRaft), PostgreSQL and Spark.
+"""Fixtures that start the real services (a Kafka broker (KRaft), PostgreSQL and Spark) and find data files.
 
 The stack runs on free ports in a temporary state folder, so tests never touch a stack a
 developer has running. ``SSP_TEST_KAFKA_BOOTSTRAP`` and ``SSP_TEST_DATABASE_URL`` point the
 tests at services started elsewhere instead.
+
+The real fixture tweets and their gold labels are not in the repo: they live in ``../shared/fixtures``
+beside the clone, or in ``$SSP_FIXTURES_DIR``. A test that needs them is skipped when they are absent
+(a fresh clone), and fails instead with ``SSP_REQUIRE_FIXTURES=1`` (CI, which has them). The posts
+written for this project are in the repo (``tests/fixtures``), so ``written_dev_path`` is always there.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import uuid
 from pathlib import Path
@@ -18,17 +25,81 @@ from ssp.config import InfraConfig
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+REPO_FIXTURES = REPO_ROOT / "tests" / "fixtures"
+
+# The files under fixtures_dir() a test may need, with what they are (for the skip reason), and the
+# fixtures that hand them out: a test using one of these is skipped before any other fixture of it
+# starts services.
+SAMPLE_TWEETS = ("tweets_v1/sample_200.jsonl", "real fixture tweets")
+SAMPLE_GOLD = ("labelled/sample_200_gold.tsv", "real fixture gold labels")
+SHARED_FIXTURES = {
+    "fixture_tweets_path": (SAMPLE_TWEETS,),
+    "sample_200_gold_path": (SAMPLE_GOLD,),
+    "real_gold_path": (SAMPLE_TWEETS, SAMPLE_GOLD),
+}
+
+
 def fixtures_dir() -> Path:
+    """``$SSP_FIXTURES_DIR``, else ``../shared/fixtures`` beside the repo."""
     if os.environ.get("SSP_FIXTURES_DIR"):
         return Path(os.environ["SSP_FIXTURES_DIR"])
     return REPO_ROOT.parent / "shared" / "fixtures"
 
 
+def shared_fixture(relative: str, what: str) -> Path:
+    """The file ``relative`` under fixtures_dir(); skips the test when it is missing, or fails it when
+    ``SSP_REQUIRE_FIXTURES=1``."""
+    path = fixtures_dir() / relative
+    if path.is_file():
+        return path
+    reason = f"{what} not found: set SSP_FIXTURES_DIR to a folder with {relative} (looked for {path})"
+    if os.environ.get("SSP_REQUIRE_FIXTURES") == "1":
+        pytest.fail(f"{reason}; SSP_REQUIRE_FIXTURES=1 makes this a failure", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or fail) a test that needs a missing shared file before its fixtures start Kafka or Spark."""
+    for name in getattr(item, "fixturenames", ()):
+        for relative, what in SHARED_FIXTURES.get(name, ()):
+            shared_fixture(relative, what)
+
+
 @pytest.fixture(scope="session")
 def fixture_tweets_path() -> Path:
-    path = fixtures_dir() / "tweets_v1" / "sample_200.jsonl"
-    if not path.exists():
-        pytest.fail(f"fixture file {path} is missing; CI clones the repo with shared/ beside it")
+    """``tweets_v1/sample_200.jsonl``: 200 real X API v1.1 payloads, one a line."""
+    return shared_fixture(*SAMPLE_TWEETS)
+
+
+@pytest.fixture(scope="session")
+def sample_200_gold_path() -> Path:
+    """``labelled/sample_200_gold.tsv``: id, label, kind for the 200 fixture tweets."""
+    return shared_fixture(*SAMPLE_GOLD)
+
+
+@pytest.fixture(scope="session")
+def written_dev_path() -> Path:
+    """``tests/fixtures/labelled/written_dev.tsv``: 431 posts written for this project (in the repo)."""
+    return REPO_FIXTURES / "labelled" / "written_dev.tsv"
+
+
+@pytest.fixture(scope="session")
+def real_gold_path(fixture_tweets_path: Path, sample_200_gold_path: Path, tmp_path_factory) -> Path:
+    """A JSONL of the 200 fixture tweets with their gold labels, in the gold file's order, one
+    ``{"id", "label", "kind", "payload"}`` object a line (``payload``: the raw payload object)."""
+    payloads = {}
+    for line in fixture_tweets_path.read_bytes().splitlines():
+        if line.strip():
+            payload = json.loads(line)
+            payloads[str(payload["id_str"])] = payload
+    path = tmp_path_factory.mktemp("real-gold") / "sample_200_gold.jsonl"
+    with sample_200_gold_path.open(encoding="utf-8", newline="") as gold, path.open("w", encoding="utf-8") as out:
+        for row in csv.DictReader(gold, delimiter="\t"):
+            if row["id"] not in payloads:
+                raise ValueError(f"{sample_200_gold_path}: tweet id {row['id']} is not in {fixture_tweets_path}")
+            record = {"id": row["id"], "label": int(row["label"]), "kind": row["kind"], "payload": payloads[row["id"]]}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import doctest
 import html
 import json
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,19 +15,12 @@ import pytest
 import ssp.tweets
 from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
-FIXTURES = Path(
-    os.environ.get("SSP_FIXTURES_DIR")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-)
-SAMPLE = FIXTURES / "tweets_v1" / "sample_200.jsonl"
 APR_5 = datetime(2020, 4, 5, 10, 46, 44, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def parsed() -> dict[int, Tweet]:
-    if not SAMPLE.is_file():
-        pytest.fail(f"{SAMPLE} is missing; point SSP_FIXTURES_DIR at the fixtures")
-    lines = SAMPLE.read_bytes().splitlines()
+def parsed(fixture_tweets_path: Path) -> dict[int, Tweet]:
+    lines = fixture_tweets_path.read_bytes().splitlines()
     assert len(lines) == 200
     tweets = {tweet.id: tweet for tweet in map(parse_tweet, lines)}
     assert len(tweets) == 200, "tweet ids in the sample are not unique"
