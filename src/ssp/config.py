@@ -196,6 +196,9 @@ class ClassifyConfig:
     """Live classification of the stream (ssp classify)."""
 
     topic: str = "mix_tweets_topic"
+    max_batch_size: int = 10_000  # instances in one request; more is a 400 (TF Serving's --max_batch_size)
+    # Host names (no port) accepted besides the bound address's; "*" any. On a 0.0.0.0 bind it makes the list exclusive.
+    allowed_hosts: tuple[str, ...] = ()
     version: int = 0
     threshold: float = 0.5
     model_url: str = ""  # default: http://<ServeConfig.host>:<ServeConfig.rest_api_port>

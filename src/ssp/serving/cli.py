@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -21,6 +22,15 @@ import click
 from ssp.config import ServeConfig, TrainConfig, default_state_dir
 
 TF_SERVING_BINARY = "tensorflow_model_server"
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What ssp's own server refuses (tensorflow_model_server has its own flags for these)."""
+
+    max_request_bytes: int
+    max_batch_size: int
+    allowed_hosts: tuple[str, ...]
 
 
 def default_model_base_path(model_name: str) -> Path:
@@ -63,6 +73,12 @@ def tf_serving_command(binary: str, model_name: str, base_path: Path, rest_api_p
               help="How often the base path is checked for new versions (default: ServeConfig.poll_wait_seconds).")
 @click.option("--max-request-bytes", type=click.IntRange(min=1), default=None,
               help="Largest request body accepted, ssp's server only; larger ones get HTTP 413.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=None,
+              help="Most instances in one predict request, ssp's server only (default: ServeConfig.max_batch_size); "
+                   "more get HTTP 400.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A Host name accepted besides the bound address's (ssp's server only; '*' for any); others get "
+                   "HTTP 403. Repeatable (default: ServeConfig.allowed_hosts).")
 @click.option("--version-label", "version_labels", multiple=True, metavar="LABEL=VERSION",
               help="Name a version, e.g. stable=1, for /v1/models/<name>/labels/stable; that version stays loaded. "
                    "Repeatable.")
@@ -71,14 +87,14 @@ def tf_serving_command(binary: str, model_name: str, base_path: Path, rest_api_p
               help=f"auto: {TF_SERVING_BINARY} when it is on the PATH, else ssp's own server.")
 @click.option("--grpc-port", type=click.IntRange(1, 65535), default=8500, show_default=True,
               help=f"gRPC port, {TF_SERVING_BINARY} only (ssp's server speaks REST only).")
-def serve(model_name, model_base_path, host, rest_api_port, poll_wait_seconds, max_request_bytes, version_labels,
-          implementation, grpc_port) -> None:
+def serve(model_name, model_base_path, host, rest_api_port, poll_wait_seconds, max_request_bytes, max_batch_size,
+          allowed_hosts, version_labels, implementation, grpc_port) -> None:
     """Serve the model's newest version over TensorFlow Serving's REST API, switching to new versions as they appear.
 
     Endpoints: GET /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata] and
     POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict. Stops on Ctrl-C or SIGTERM.
     """
-    from ssp.serving.server import parse_version_labels
+    from ssp.serving.server import HostPolicy, parse_version_labels
 
     config = ServeConfig()
     model_name = model_name or config.model_name
@@ -91,6 +107,14 @@ def serve(model_name, model_base_path, host, rest_api_port, poll_wait_seconds, m
     if poll <= 0:
         raise click.BadParameter(f"must be above 0, got {poll}", param_hint="--poll-wait-seconds")
     max_bytes = max_request_bytes or config.max_request_bytes
+    limits = ServeLimits(max_bytes, max_batch_size or config.max_batch_size,
+                         tuple(allowed_hosts or config.allowed_hosts))
+    if limits.max_batch_size < 1:
+        raise click.BadParameter(f"must be at least 1, got {limits.max_batch_size}", param_hint="--max-batch-size")
+    try:
+        HostPolicy.for_bind(host, port, limits.allowed_hosts)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--allowed-host") from err
     try:
         labels = parse_version_labels(version_labels)
     except ValueError as err:
@@ -108,10 +132,10 @@ def serve(model_name, model_base_path, host, rest_api_port, poll_wait_seconds, m
         sys.stdout.flush()
         os.execv(binary, command)  # signals and the exit status are the real server's from here on
 
-    _run_ssp_server(model_name, base_path, host, port, poll, max_bytes, labels)
+    _run_ssp_server(model_name, base_path, host, port, poll, limits, labels)
 
 
-def _run_ssp_server(model_name: str, base_path: Path, host: str, port: int, poll: float, max_bytes: int,
+def _run_ssp_server(model_name: str, base_path: Path, host: str, port: int, poll: float, limits: ServeLimits,
                     labels: Mapping[str, int]) -> None:
     from ssp.progress import summary
 
@@ -126,8 +150,9 @@ def _run_ssp_server(model_name: str, base_path: Path, host: str, port: int, poll
         click.echo(f"ssp model server ready at {url} (model base path {base_path})", err=True)
 
     try:
-        result = run_server(model_name, base_path, host, port, poll_wait_seconds=poll, max_request_bytes=max_bytes,
-                            version_labels=labels, on_ready=ready)
+        result = run_server(model_name, base_path, host, port, poll_wait_seconds=poll,
+                            max_request_bytes=limits.max_request_bytes, max_batch_size=limits.max_batch_size,
+                            allowed_hosts=limits.allowed_hosts, version_labels=labels, on_ready=ready)
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             raise click.ClickException(f"port {host}:{port} is already in use; stop that program or pass "

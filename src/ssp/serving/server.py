@@ -23,12 +23,33 @@ as TF Serving's servable state monitor does.
 
 Requests run on a thread each (``ThreadingHTTPServer``, HTTP/1.1 keep-alive); TensorFlow
 releases the GIL while it computes, so concurrent predictions use every core.
+
+What it refuses, beyond TF Serving's own checks (settings in ``ServeConfig``, flags of ``ssp serve``):
+
+* a body over ``max_request_bytes`` (``--max-request-bytes``, 16 MiB): 413;
+* more than ``max_batch_size`` instances in one request (``--max-batch-size``, 10,000; TF Serving's
+  ``--max_batch_size``): 400 naming the limit, so one request cannot hold the CPU for seconds;
+* JSON nested deeper than 64 arrays/objects, or holding a lone UTF-16 surrogate (``"\\ud800"``,
+  valid JSON but no Unicode text): 400 naming the problem;
+* a POST whose ``Content-Type`` is not ``application/json`` (``text/plain`` and form bodies are what
+  a web page may send to another site without asking): 415. A body without a ``Content-Type`` is
+  taken as JSON, as TF Serving does;
+* a ``Host`` header naming another server (DNS rebinding): 403. Bound to a loopback address, the
+  names are ``127.0.0.1``, ``localhost`` and ``[::1]`` with the bound port; bound to another address,
+  that address with the port; bound to ``0.0.0.0``/``::``, any name. ``allowed_hosts``
+  (``--allowed-host``, repeatable, ``*`` for any) adds names accepted on any port and, on a
+  wildcard bind, makes the list exclusive. An ``Origin`` header (sent by browsers) must pass the
+  same check (on a wildcard bind without a list: name the request's own ``Host``), else 403.
+
+Every answer is ``Content-Type: application/json`` with ``X-Content-Type-Options: nosniff``, so an
+error that quotes its input is never rendered as a page.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import logging
 import re
@@ -64,6 +85,12 @@ _STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:/versions/([0-9]+)|/label
 _RETRY_BACKOFF_CAP_SECONDS = 60.0
 _SHUTDOWN_DRAIN_SECONDS = 10.0
 _DISCARD_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 64  # arrays/objects inside each other; a tensor of rank 63 fits, a stack-exhausting body does not
+DEFAULT_MAX_BATCH_SIZE = 10_000
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_HOST_HEADER = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::([0-9]{1,5}))?")
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 class ApiError(Exception):
@@ -199,12 +226,17 @@ def _is_b64(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and "b64" in value
 
 
-def _to_bytes(value: Any, input_name: str) -> Any:
-    """JSON strings as UTF-8, ``{"b64": ...}`` objects decoded, nested lists kept nested."""
+def _to_bytes(value: Any, input_name: str, depth: int = 0) -> Any:
+    """JSON strings as UTF-8, ``{"b64": ...}`` objects decoded, nested lists kept nested (at most 64 deep)."""
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise _bad_request(f"input '{input_name}': {_surrogate_message(err)}") from err
     if isinstance(value, list):
-        return [_to_bytes(item, input_name) for item in value]
+        if depth >= MAX_JSON_DEPTH:
+            raise _bad_request(f"input '{input_name}' is nested deeper than {MAX_JSON_DEPTH} lists")
+        return [_to_bytes(item, input_name, depth + 1) for item in value]
     if _is_b64(value):
         encoded = value["b64"]
         if not isinstance(encoded, str):
@@ -248,7 +280,10 @@ def _input_tensor(name: str, value: Any, spec: InputSpec) -> tf.Tensor:
     except ValueError as err:  # numpy refuses ragged nested lists
         raise _bad_request(f"input '{name}' is not a tensor (rows of different lengths?): {err}") from err
     _check_shape(name, array.shape, spec)
-    return tf.constant(array, dtype=spec.dtype)
+    try:
+        return tf.constant(array, dtype=spec.dtype)
+    except (RuntimeError, ValueError) as err:  # e.g. more dimensions than TensorFlow takes, for an unknown rank
+        raise _bad_request(f"input '{name}' cannot be a tensor: {err}") from err
 
 
 def _check_shape(name: str, shape: tuple[int, ...], spec: InputSpec) -> None:
@@ -336,24 +371,70 @@ def _has_nonfinite(value: Any) -> bool:
 def encode_json(payload: Any) -> bytes:
     """The response body: orjson (numpy arrays written natively, float32 shortest-form) unless a float is
     NaN or infinite, which orjson would turn into null; Python's json writes TF Serving's NaN/Infinity tokens."""
-    if _has_nonfinite(payload):
-        return json.dumps(payload, separators=(",", ":"), default=lambda array: python_values("", array)).encode()
-    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not _has_nonfinite(payload):
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        except orjson.JSONEncodeError:
+            pass  # a str orjson refuses (a lone surrogate); Python's json escapes it
+    return json.dumps(payload, separators=(",", ":"), default=lambda array: python_values("", array)).encode()
+
+
+def json_nesting_depth(body: bytes) -> int:
+    """How deep arrays/objects nest in a JSON text, found without recursion (brackets inside strings skipped)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return MAX_JSON_DEPTH  # cannot be deeper; skip the scan (the common case: a list of texts)
+    codes = np.frombuffer(_JSON_STRING.sub(b"", body), dtype=np.uint8)
+    steps = (codes == ord("[")).astype(np.int32) + (codes == ord("{")) - (codes == ord("]")) - (codes == ord("}"))
+    return int(np.cumsum(steps).max()) if steps.size else 0
+
+
+def _surrogate_message(err: UnicodeEncodeError) -> str:
+    text = err.object[max(err.start - 30, 0):err.end + 30].encode("utf-8", "backslashreplace").decode("ascii", "replace")
+    return (f"the string {text!r} holds a lone UTF-16 surrogate ({err.object[err.start:err.end]!a}), "
+            "which is not Unicode text; escape a character outside the BMP as a surrogate pair")
 
 
 def decode_json(body: bytes) -> Any:
-    """A request body; Python's json only for what orjson refuses (the NaN/Infinity tokens TF Serving accepts)."""
+    """A request body; Python's json only for what orjson refuses (the NaN/Infinity tokens TF Serving accepts).
+
+    Refused with a 400: JSON nested deeper than ``MAX_JSON_DEPTH``, and strings with a lone surrogate.
+    """
+    depth = json_nesting_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise _bad_request(f"JSON Parse error: arrays/objects are nested {depth} deep, more than this server's "
+                           f"limit of {MAX_JSON_DEPTH}")
     try:
-        return orjson.loads(body)
+        return orjson.loads(body)  # refuses lone surrogates itself
     except orjson.JSONDecodeError:
-        try:
-            return json.loads(body)
-        except ValueError as err:  # bad JSON or bad UTF-8
-            raise _bad_request(f"JSON Parse error: {err}") from err
+        pass
+    try:
+        value = json.loads(body)
+    except RecursionError as err:  # not reached under the depth bound; kept so a parser change cannot cost a 500
+        raise _bad_request(f"JSON Parse error: nested more than {MAX_JSON_DEPTH} deep") from err
+    except ValueError as err:  # bad JSON or bad UTF-8
+        raise _bad_request(f"JSON Parse error: {err}") from err
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # C-speed: any lone surrogate fails to encode
+    except UnicodeEncodeError as err:
+        raise _bad_request(f"JSON Parse error: {_surrogate_message(err)}") from err
+    return value
 
 
-def predict_response(body: Any, version: LoadedVersion) -> dict[str, Any]:
-    """Answer one predict request body (already parsed JSON) with the given loaded version."""
+def _check_batch_size(columns: Mapping[str, Any], row_format: bool, max_batch_size: int | None) -> None:
+    if max_batch_size is None:
+        return
+    size = max((len(value) for value in columns.values() if isinstance(value, list)), default=0)
+    if size > max_batch_size:
+        what = "instances" if row_format else "rows in an input"
+        raise _bad_request(f"the request has {size} {what}, more than this server's maximum batch size of "
+                           f"{max_batch_size} (ssp serve --max-batch-size); send them in smaller requests")
+
+
+def predict_response(body: Any, version: LoadedVersion, max_batch_size: int | None = None) -> dict[str, Any]:
+    """Answer one predict request body (already parsed JSON) with the given loaded version.
+
+    More than ``max_batch_size`` instances (rows of any input, in columnar format) is a 400.
+    """
     if not isinstance(body, dict):
         raise _bad_request("the request body must be a JSON object")
     signature_name = body.get("signature_name", DEFAULT_SIGNATURE)
@@ -370,6 +451,7 @@ def predict_response(body: Any, version: LoadedVersion) -> dict[str, Any]:
         columns, row_format = _column_inputs(body["inputs"], signature), False
     else:
         raise _bad_request("Missing 'inputs' or 'instances' key")
+    _check_batch_size(columns, row_format, max_batch_size)
     feed = {name: _input_tensor(name, value, signature.inputs[name]) for name, value in columns.items()}
     try:
         result = signature.function(**feed)
@@ -522,6 +604,66 @@ class ServedModel:
 # ---------------------------------------------------------------- HTTP
 
 
+@dataclass(frozen=True)
+class HostPolicy:
+    """Which ``Host`` (and ``Origin``) names a request may use: the bound address's, to stop DNS rebinding.
+
+    ``pinned`` names must come with the bound port (or none, on port 80); ``extra`` names (``allowed_hosts``)
+    on any port; ``any_host``: a wildcard bind without an allow-list takes every name.
+    """
+
+    port: int
+    pinned: frozenset[str] = frozenset()
+    extra: frozenset[str] = frozenset()
+    any_host: bool = False
+
+    @classmethod
+    def for_bind(cls, host: str, port: int, allowed_hosts: Sequence[str] = ()) -> HostPolicy:
+        extra = set()
+        for name in allowed_hosts:
+            name = name.strip().lower()
+            match = _HOST_HEADER.fullmatch(name)
+            if name != "*" and (match is None or match.group(2) is not None):
+                raise ValueError(f"allowed host {name!r} is not a host name or address (no scheme, path or port)")
+            extra.add(name)
+        if "*" in extra:
+            return cls(port, any_host=True)
+        bound = host.strip().lower().strip("[]")
+        try:
+            address = ipaddress.ip_address(bound) if bound else ipaddress.ip_address("0.0.0.0")
+        except ValueError:  # a host name: itself, and the loopback names if it is localhost
+            address = ipaddress.ip_address("127.0.0.1") if bound == "localhost" else None
+            pinned = {bound}
+        else:  # by address; a wildcard's own (Host: 0.0.0.0, which browsers send to localhost) is not a name
+            pinned = set() if address.is_unspecified else {f"[{address}]" if address.version == 6 else str(address)}
+        if address is not None and address.is_unspecified and not extra:
+            return cls(port, any_host=True)
+        if address is not None and (address.is_loopback or address.is_unspecified):
+            pinned |= _LOOPBACK_NAMES
+        return cls(port, frozenset(pinned), frozenset(extra))
+
+    def allows(self, host_header: str) -> bool:
+        """Whether a ``Host`` value (``name[:port]``) names this server."""
+        if self.any_host:
+            return True
+        match = _HOST_HEADER.fullmatch(host_header.strip().lower())
+        if match is None:
+            return False
+        name, port = match.group(1), match.group(2)
+        if name in self.extra:
+            return True
+        return name in self.pinned and (int(port) == self.port if port else self.port == 80)
+
+    def allows_origin(self, origin: str, host_header: str) -> bool:
+        """A browser's ``Origin``: this server's own (by the policy, or the request's own ``Host`` when any name goes)."""
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            return False  # "null" (a sandboxed or privacy-preserving page) and anything odd
+        if self.any_host:
+            return parts.netloc.lower() == host_header.strip().lower()
+        return self.allows(parts.netloc)
+
+
 @dataclass
 class RequestStats:
     """Counters for the closing summary, and the number of requests under way for a graceful stop."""
@@ -539,11 +681,15 @@ class ModelHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], model: ServedModel, max_request_bytes: int) -> None:
+    def __init__(self, address: tuple[str, int], model: ServedModel, max_request_bytes: int,
+                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, allowed_hosts: Sequence[str] = ()) -> None:
         self.model = model
         self.max_request_bytes = max_request_bytes
+        self.max_batch_size = max_batch_size
         self.stats = RequestStats()
         super().__init__(address, _RestHandler)
+        # after the bind, so port 0 is the port actually chosen
+        self.host_policy = HostPolicy.for_bind(address[0], self.server_address[1], allowed_hosts)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
@@ -571,6 +717,12 @@ class _RestHandler(BaseHTTPRequestHandler):
         self._reply(code, {"error": message or explain or self.responses.get(code, ("error",))[0]})
 
     def handle_expect_100(self) -> bool:
+        try:
+            self._check_headers(self.command)
+        except ApiError as err:
+            self.close_connection = True
+            self._reply(err.status, {"error": err.message})
+            return False
         length = self.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > self.server.max_request_bytes:
             self.close_connection = True
@@ -583,6 +735,28 @@ class _RestHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._answer("POST")
+
+    def _check_headers(self, method: str) -> None:
+        """Refuse, before the body is read, requests for another host, from another site's page, or not JSON."""
+        policy = self.server.host_policy
+        host = self.headers.get("Host")
+        if host is None and not policy.any_host:
+            raise ApiError(403, "the request has no Host header; name this server (e.g. "
+                                f"127.0.0.1:{policy.port}) as HTTP/1.1 requires")
+        if host is not None and not policy.allows(host):
+            raise ApiError(403, f"Host {host!r} does not name this server; it answers to "
+                                f"{', '.join(sorted(policy.pinned | policy.extra))} (port {policy.port}); "
+                                "add a name with ssp serve --allowed-host")
+        origin = self.headers.get("Origin")
+        if origin is not None and not policy.allows_origin(origin, host or ""):
+            raise ApiError(403, f"cross-origin request from Origin {origin!r} refused: web pages of other sites "
+                                "cannot call this server")
+        content_type = self.headers.get("Content-Type")
+        if method == "POST" and content_type is not None:
+            media_type = content_type.split(";", 1)[0].strip()
+            if media_type.lower() != "application/json":
+                raise ApiError(415, f"Content-Type {media_type!r} is not accepted: send the JSON request body "
+                                    "with Content-Type: application/json")
 
     def _too_large(self, length: int) -> str:
         return (f"request body of {length} bytes is over this server's limit of {self.server.max_request_bytes} "
@@ -630,6 +804,11 @@ class _RestHandler(BaseHTTPRequestHandler):
         headers: dict[str, str] = {}
         try:
             try:
+                self._check_headers(method)
+            except ApiError:
+                self.close_connection = True  # the body, if any, is left unread
+                raise
+            try:
                 body = self._read_body() if method == "POST" else b""
             except ValueError as err:
                 self.close_connection = True
@@ -652,6 +831,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         data = encode_json(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("X-Content-Type-Options", "nosniff")  # errors quote their input: never sniff it as HTML
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -688,7 +868,7 @@ class _RestHandler(BaseHTTPRequestHandler):
             raise _bad_request("JSON Parse error: The document is empty")
         request = decode_json(body)
         loaded = model.resolve(name, version, label)
-        response = predict_response(request, loaded)
+        response = predict_response(request, loaded, self.server.max_batch_size)
         headers[VERSION_HEADER] = str(loaded.version)
         with self.server.stats.lock:
             self.server.stats.predictions += 1
@@ -722,9 +902,13 @@ def _poll_forever(model: ServedModel, every: float, stop: threading.Event) -> No
 
 
 def run_server(model_name: str, base_path: Path, host: str, port: int, *, poll_wait_seconds: float = 1.0,
-               max_request_bytes: int = 16 * 1024 * 1024, version_labels: Mapping[str, int] | None = None,
+               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+               allowed_hosts: Sequence[str] = (), version_labels: Mapping[str, int] | None = None,
                stop: threading.Event | None = None, on_ready: Callable[[str], None] | None = None) -> ServeSummary:
     """Serve ``model_name`` from ``base_path`` on ``host:port`` until SIGTERM/SIGINT (or ``stop`` is set).
+
+    ``max_batch_size`` bounds the instances of one request, ``allowed_hosts`` adds ``Host`` names
+    to those of the bound address (see the module docstring).
 
     The versions on disk are loaded before the port opens (as TF Serving does), then the base
     folder is polled every ``poll_wait_seconds``. On a signal the server stops accepting,
@@ -734,6 +918,9 @@ def run_server(model_name: str, base_path: Path, host: str, port: int, *, poll_w
         raise ValueError(f"poll_wait_seconds must be above 0, got {poll_wait_seconds}")
     if max_request_bytes <= 0:
         raise ValueError(f"max_request_bytes must be above 0, got {max_request_bytes}")
+    if max_batch_size <= 0:
+        raise ValueError(f"max_batch_size must be above 0, got {max_batch_size}")
+    HostPolicy.for_bind(host, port, allowed_hosts)  # a bad allowed host fails before the model loads
     base_path = Path(base_path)
     if base_path.exists() and not base_path.is_dir():
         raise NotADirectoryError(f"model base path {base_path} is a file; it must be the folder holding <version>/ folders")
@@ -743,7 +930,7 @@ def run_server(model_name: str, base_path: Path, host: str, port: int, *, poll_w
     if not model.served:
         log.warning("no version of model %s under %s yet (a version is an integer-named folder with a "
                     "saved_model.pb); waiting for one", model_name, base_path)
-    httpd = ModelHTTPServer((host, port), model, max_request_bytes)
+    httpd = ModelHTTPServer((host, port), model, max_request_bytes, max_batch_size, allowed_hosts)
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
