@@ -349,6 +349,7 @@ def demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: f
 def _register_stage_commands() -> None:
     from ssp.active.cli import al
     from ssp.dataset.cli import dataset
+    from ssp.evaluation.cli import evaluate
     from ssp.labeling.cli import label
     from ssp.model.cli import train
     from ssp.serving.cli import serve
@@ -356,7 +357,7 @@ def _register_stage_commands() -> None:
     from ssp.web.cli import dashboard
     from ssp.web.tagger_cli import tagger
 
-    for command in (dataset, label, train, serve, classify, dashboard, tagger, al):
+    for command in (dataset, label, train, serve, classify, dashboard, tagger, al, evaluate):
         main.add_command(command)
 
 
