@@ -8,6 +8,7 @@ versions are published the way the exporter does it: a hidden folder renamed to 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -33,6 +34,8 @@ from ssp.sources.synthetic import SyntheticTweets
 from ssp.streaming.classify import (
     ClassifyResult,
     ClassifyTables,
+    VersionThresholds,
+    card_threshold,
     check_probabilities,
     classify_settings,
     run_classify,
@@ -509,3 +512,65 @@ def test_a_model_server_that_never_comes_fails_the_stream_after_max_wait_seconds
                      model_name=MODEL_NAME, max_records=20, max_wait_seconds=2, checkpoint_dir=tmp_path / "checkpoint")
     assert time.monotonic() - started < 60
     assert count(db, ClassifyTables.for_version(version, "dead_letter_tweets").classified) == 0
+
+
+# ---------------------------------------------------------------- the threshold from the model card
+def write_card(base_path: Path, version: int, card: dict | str) -> None:
+    folder = base_path / str(version)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_card.json").write_text(card if isinstance(card, str) else json.dumps(card))
+
+
+def test_each_version_is_applied_with_its_cards_threshold_unless_one_is_given(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ssp.streaming.classify")
+    write_card(tmp_path, 1, {"threshold": 0.73, "threshold_rule": "best_f1", "threshold_source": "gold_dev"})
+    write_card(tmp_path, 2, {"note": "trained before thresholds were chosen"})
+    write_card(tmp_path, 3, "{not json")
+    write_card(tmp_path, 4, {"threshold": 1.5})
+    assert card_threshold(tmp_path, 1) == (0.73, "best_f1 on gold_dev")
+    assert card_threshold(tmp_path, 2)[0] is None and "no threshold" in card_threshold(tmp_path, 2)[1]
+    assert card_threshold(tmp_path, 3)[0] is None and card_threshold(tmp_path, 4)[0] is None
+    assert card_threshold(tmp_path, 9)[0] is None  # no such version folder
+
+    thresholds = VersionThresholds(tmp_path)
+    assert [thresholds(v) for v in (1, 2, 3, 4, 9, 2, 9)] == [0.73, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4, [r.getMessage() for r in warnings]  # once per version, not per micro-batch
+    write_card(tmp_path, 1, {"threshold": 0.1})
+    assert thresholds(1) == 0.73  # cached: a version's card is read once
+    assert [VersionThresholds(tmp_path, fixed=0.6)(v) for v in (1, 2)] == [0.6, 0.6]
+
+    config, serve = ClassifyConfig(), ServeConfig()
+    assert config.threshold is None
+    settings = classify_settings(config, serve, model_base_path=tmp_path)
+    assert settings.threshold is None and settings.model_base_path == tmp_path
+    assert classify_settings(config, serve, threshold=0.4).threshold == 0.4
+    assert classify_settings(ClassifyConfig(threshold=0.3), serve).threshold == 0.3
+
+
+@pytest.mark.integration
+def test_without_a_threshold_the_stream_uses_the_model_cards(spark, stack, db, exported_model, model_dir,
+                                                            unique_name, tmp_path):
+    staged = model_dir / f".tmp-{uuid.uuid4().hex}"
+    shutil.copytree(exported_model, staged)
+    card = json.loads((staged / "model_card.json").read_text())
+    (staged / "model_card.json").write_text(json.dumps({**card, "threshold": 0.9, "threshold_source": "gold_dev"}))
+    staged.rename(model_dir / "1")
+    server = ModelServer(model_dir, tmp_path / "logs").start()
+    topic, version = unique_name("card"), fresh_version()
+    tweets = synthetic(501, 150)
+    tables = ClassifyTables.for_version(version, "dead_letter_tweets")
+    try:
+        send(topic, tweets)
+        server.wait_ready()
+        result = run_classify(spark, infra=stack, config=FAST, serve=SERVE, topic=topic, version=version,
+                              model_url=server.url, model_name=MODEL_NAME, model_base_path=model_dir,
+                              max_records=len(tweets), checkpoint_dir=tmp_path / "checkpoint")
+        assert result.versions == [1] and result.thresholds == {1: 0.9}
+        assert "threshold 0.900" in result.line()
+        rows = check_tables(db, tables, tweets, server.url, threshold=0.9)
+        # the card's threshold, not 0.5, decided: some tweets between the two are not AI
+        assert any(0.5 <= prob < 0.9 and not is_ai for prob, _, is_ai, _ in rows.values()) or \
+            all(prob >= 0.9 or prob < 0.5 for prob, _, _, _ in rows.values())
+    finally:
+        server.stop()

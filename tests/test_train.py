@@ -15,10 +15,12 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from ssp.config import TrainConfig
+from ssp.metrics import choose_threshold, precision_recall_points
 from ssp.model.cli import train as train_command
 from ssp.model.export import (
     MODEL_CARD_FILE,
@@ -28,13 +30,17 @@ from ssp.model.export import (
     read_model_card,
 )
 from ssp.model.train import (
+    MIN_GOLD_DEV_ROWS,
     TrainingDataError,
+    choose_dev_threshold,
     evaluate,
     fit_classifier,
     load_training_data,
     predict_proba,
+    roc_auc,
     run_training,
     train_classifier,
+    training_targets,
 )
 from ssp.sources.synthetic import SyntheticTweets
 from ssp.tweets import parse_tweet
@@ -122,6 +128,76 @@ def test_evaluate_computes_metrics_worked_out_by_hand():
     assert metrics["f1"] == pytest.approx(2 / 3)
     # of the 6 (AI, other) pairs, only (b=0.4, c=0.6) is ordered wrongly
     assert metrics["roc_auc"] == pytest.approx(5 / 6)
+
+
+def test_best_f1_threshold_sits_between_scores_and_prefers_the_higher_on_a_tie():
+    gold = [0, 0, 0, 1, 0, 1, 1, 1]
+    scores = [0.05, 0.1, 0.2, 0.3, 0.55, 0.6, 0.8, 0.9]
+    point, met = choose_threshold(gold, scores, "best_f1")
+    # calling 0.3 and up AI: tp 4, fp 1, F1 8/9; the threshold lies halfway to the next lower score
+    assert met and point.threshold == pytest.approx(0.25) and point.f1 == pytest.approx(8 / 9)
+    assert (point.precision, point.recall, point.predicted_ai, point.n) == (0.8, 1.0, 5, 8)
+    # two thresholds tie on F1 2/3 (0.8: 1 AI called of 2; 0.3: both AI called, and 2 others): the higher wins
+    point, _ = choose_threshold([1, 0, 0, 1, 0], [0.9, 0.7, 0.6, 0.5, 0.1], "best_f1")
+    assert point.threshold == pytest.approx(0.8) and point.f1 == pytest.approx(2 / 3)
+    assert [round(p.threshold, 3) for p in precision_recall_points([1, 0, 1], [0.5, 0.5, 0.2])] == [0.35, 0.2]
+
+
+def test_precision_target_takes_the_lowest_threshold_reaching_it():
+    gold = [0, 0, 1, 0, 1, 1, 0, 1, 1]
+    scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    point, met = choose_threshold(gold, scores, "precision", target_precision=0.75)
+    # from 0.5 up: 4 AI of 5 called (0.8); from 0.3 up: 5 of 7 (0.71) misses the target
+    assert met and point.threshold == pytest.approx(0.45) and point.precision == pytest.approx(0.8)
+    point, met = choose_threshold(gold, scores, "precision", target_precision=1.0)
+    assert met and point.threshold == pytest.approx(0.75) and point.recall == pytest.approx(2 / 5)
+    point, met = choose_threshold([0, 1], [0.9, 0.1], "precision", target_precision=0.9)
+    assert not met and point.precision == 0.5
+    with pytest.raises(ValueError, match="threshold rule 'accuracy' is unknown"):
+        choose_threshold([0, 1], [0.1, 0.9], "accuracy")
+    assert roc_auc([0, 1], [0.2, 0.7]) == 1.0  # still importable from ssp.model.train
+
+
+def _dev_frame(n_gold: int, n_snorkel: int, gold_classes=(0, 1)) -> pd.DataFrame:
+    texts = [f"gold {i}" for i in range(n_gold)] + [f"weak {i}" for i in range(n_snorkel)]
+    labels = [gold_classes[i % len(gold_classes)] for i in range(n_gold)] + [None] * n_snorkel
+    slabels = [None] * n_gold + [i % 2 for i in range(n_snorkel)]
+    return pd.DataFrame({"text": texts, "label": pd.array(labels, "Int64"), "slabel": pd.array(slabels, "Int64"),
+                         "slabel_prob": [None] * n_gold + [0.9 if i % 2 else 0.1 for i in range(n_snorkel)]})
+
+
+def test_dev_threshold_falls_back_from_gold_to_snorkel_to_the_default():
+    def perfect(frame):
+        truth = dict(zip(frame["text"], frame["label"].fillna(frame["slabel"]).astype(int), strict=True))
+        # AI rows 0.6-0.7, others 0.2-0.3: best F1 between 0.3 and 0.6
+        return lambda texts: np.array([(0.6 if truth[t] else 0.2) + 0.1 * (hash(t) % 2) for t in texts])
+
+    config = TrainConfig()
+    frame = _dev_frame(MIN_GOLD_DEV_ROWS, 30)
+    choice = choose_dev_threshold(perfect(frame), frame, config)
+    assert choice.source == "gold_dev" and 0.3 < choice.threshold < 0.6 and choice.dev["f1"] == 1.0
+    assert choice.dev["n"] == MIN_GOLD_DEV_ROWS and choice.note is None
+    for frame in (_dev_frame(MIN_GOLD_DEV_ROWS - 1, 30), _dev_frame(50, 30, gold_classes=(0,))):
+        choice = choose_dev_threshold(perfect(frame), frame, config)
+        assert choice.source == "snorkel_dev" and choice.dev["n"] == 30 and 0.3 < choice.threshold < 0.6
+    frame = _dev_frame(5, 5)
+    choice = choose_dev_threshold(perfect(frame), frame, config)
+    assert (choice.source, choice.threshold, choice.dev) == ("default", 0.5, None) and "too few" in choice.note
+    fields = choice.card_fields()
+    assert set(fields) == {"threshold", "threshold_rule", "threshold_source", "threshold_dev_metrics"}
+
+
+def test_rows_without_a_vote_become_weak_negatives_only_when_asked():
+    rows = dataset_rows(8, 200, gold_share=0.2, abstain_share=0.3)
+    frame = pd.DataFrame(rows)
+    for column in ("slabel", "label"):
+        frame[column] = frame[column].astype("Int64")
+    frame["slabel_prob"] = frame["slabel_prob"].astype("float64")
+    no_vote = sum(r["label"] is None and r["slabel"] == -1 for r in rows)
+    assert no_vote > 0
+    left_out, kept = training_targets(frame), training_targets(frame, no_vote_target=0.1)
+    assert len(kept) == len(left_out) + no_vote and kept.count("no_vote") == no_vote
+    assert np.allclose(kept.targets[kept.sources == "no_vote"], 0.1)
 
 
 def test_bad_training_input_is_named():
@@ -244,6 +320,46 @@ def test_bilstm_variant_learns_and_exports(tmp_path):
     assert metrics["roc_auc"] > 0.95, metrics
 
 
+def test_ngram_model_scores_unseen_variants_of_a_learnt_word_as_that_word(tmp_path):
+    """Trained where "pytorch" is an AI word, "pytorchs" and "PyTorch2" (never seen) lean AI through
+    their character n-grams, while unseen unrelated words do not; the word-only model cannot tell."""
+    ai_words = ["pytorch", "tensorflow", "transformers", "embeddings", "gradients", "backprop"]
+    other_words = ["football", "lasagna", "gardening", "weather", "concert", "holiday"]
+    frames = ["just tried {} this morning", "anyone else into {} lately", "my thoughts on {} today",
+              "{} is all i talk about now", "reading about {} on the train", "new post about {}"]
+    rng = np.random.default_rng(3)
+    texts, truth = [], []
+    for _ in range(20):
+        for frame in frames:
+            for word, label in [(w, 1) for w in ai_words] + [(w, 0) for w in other_words]:
+                texts.append(frame.format(word) + (" " + rng.choice(other_words + ai_words) if rng.random() < .1 else ""))
+                truth.append(label)
+    truth = np.array(truth, "float32")
+    unseen_ai, unseen_other = ["pytorchs", "PyTorch2", "tensorflows"], ["bicycles", "pancakes2", "#Tennis"]
+
+    def probes(words):
+        return [frame.format(word) for frame in frames for word in words]
+
+    for architecture in ("ngram_pool", "embedding_pool"):
+        config = dataclasses.replace(FAST_CONFIG, architecture=architecture, epochs=5)
+        model = train_classifier(texts, truth, texts[::7], truth[::7], config)
+        if architecture == "ngram_pool":
+            _, path = export_model(model, tmp_path / "clf", {"architecture": architecture})
+            score = signature_fn(path)  # the SavedModel alone, as served
+        else:
+            score = lambda batch, model=model: predict_proba(model, batch)  # noqa: E731
+        ai, other = np.asarray(score(probes(unseen_ai))), np.asarray(score(probes(unseen_other)))
+        assert np.isfinite(ai).all() and np.isfinite(other).all()
+        if architecture == "ngram_pool":
+            # every variant, in every frame, scores above every unrelated unseen word in the same frame
+            ai, other = ai.reshape(len(frames), -1), other.reshape(len(frames), -1)
+            assert (ai.min(axis=1) > other.max(axis=1)).all(), (ai, other)
+        else:
+            # all unseen words are the same unknown token to the word-only model
+            same_frame = np.hstack([ai.reshape(len(frames), -1), other.reshape(len(frames), -1)])
+            assert np.ptp(same_frame, axis=1).max() < 1e-6
+
+
 # ---------------------------------------------------------------- from the dataset tables
 @pytest.fixture(scope="module")
 def labelled_dataset(stack):
@@ -306,6 +422,11 @@ def test_model_card_records_data_labels_parameters_and_metrics(trained, labelled
     assert card["metrics"] == summary.metrics
     assert card["metrics"]["n"] == sum(r["label"] is not None for r in splits["test"])
     assert card["metrics"]["label_source"] == "gold" and card["notes"] == []
+    # the decision threshold, chosen on dev's gold rows, with its dev figures; test metrics use it
+    assert card["threshold_source"] == "gold_dev" and card["threshold_rule"] == "best_f1"
+    assert 0.0 < card["threshold"] < 1.0 and card["metrics"]["threshold"] == card["threshold"] == summary.threshold
+    assert card["threshold_dev_metrics"]["n"] == card["data"]["dev"]["rows"]
+    assert card["threshold_dev_metrics"]["f1"] >= HELD_OUT_F1_BOUND
     assert card["signature"]["inputs"] == {"text": {"dtype": "string", "shape": [None]}}
     (tn, fp), (fn, tp) = card["metrics"]["confusion"]
     assert tn + fp + fn + tp == card["metrics"]["n"]
@@ -378,4 +499,5 @@ def test_cli_trains_without_gold_test_labels(stack, tmp_path):
     assert card["metrics"]["n"] == sum(r["slabel"] in (0, 1) for r in splits["test"])
     assert "no gold test labels" in " ".join(card["notes"])
     assert card["data"]["dev"]["source"].startswith("Snorkel labels of dev_dataset_")
+    assert card["threshold_source"] == "snorkel_dev" and 0.0 < card["threshold"] < 1.0
     assert card["parameters"]["epochs"] == 5 and card["training"]["epochs_run"] <= 5

@@ -163,15 +163,26 @@ class TrainConfig:
     version: int = 0
     model_name: str = "naive_text_clf"
     model_dir: str = ""  # default: $SSP_STATE_DIR/models
-    architecture: str = "embedding_pool"  # embedding_pool | bilstm
+    architecture: str = "ngram_pool"  # ngram_pool | embedding_pool | bilstm
     max_tokens: int = 20_000
     sequence_length: int = 64
     embedding_dim: int = 64
+    # ngram_pool: character n-grams of each word, hashed into this many buckets (unseen words still count)
+    ngram_buckets: int = 1 << 16
+    ngram_min: int = 3
+    ngram_max: int = 5
+    ngram_embedding_dim: int = 16  # pooled then read by one dense unit, so a small size learns as well
+    max_ngrams: int = 512  # n-grams kept per text
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 0.003
     patience: int = 3
     seed: int = 7
+    # rows no labelling function voted on train as weak negatives (target LabelConfig.ai_prior) with
+    # this sample weight; 0 leaves them out
+    no_vote_weight: float = 0.0
+    threshold_rule: str = "best_f1"  # best_f1 | precision (the lowest threshold reaching target_precision)
+    target_precision: float = 0.9
 
 
 @gin.configurable
@@ -196,11 +207,8 @@ class ClassifyConfig:
     """Live classification of the stream (ssp classify)."""
 
     topic: str = "mix_tweets_topic"
-    max_batch_size: int = 10_000  # instances in one request; more is a 400 (TF Serving's --max_batch_size)
-    # Host names (no port) accepted besides the bound address's; "*" any. On a 0.0.0.0 bind it makes the list exclusive.
-    allowed_hosts: tuple[str, ...] = ()
     version: int = 0
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model card's threshold of the version in use, else 0.5
     model_url: str = ""  # default: http://<ServeConfig.host>:<ServeConfig.rest_api_port>
     max_offsets_per_trigger: int = 20_000
     trigger_seconds: float = 1.0

@@ -13,8 +13,9 @@ from ssp.config import InfraConfig, TrainConfig
 @click.command("train")
 @click.option("--version", "version", type=int, default=None,
               help="Dataset version: reads train_/dev_/test_dataset_<version> (default: TrainConfig.version).")
-@click.option("--architecture", type=click.Choice(["embedding_pool", "bilstm"]), default=None,
-              help="Model: token embeddings averaged (fast) or a bidirectional LSTM (default: TrainConfig.architecture).")
+@click.option("--architecture", type=click.Choice(["ngram_pool", "embedding_pool", "bilstm"]), default=None,
+              help="Model: word and character n-gram embeddings averaged (robust to unseen words), word embeddings "
+                   "averaged, or a bidirectional LSTM (default: TrainConfig.architecture).")
 @click.option("--epochs", type=int, default=None, help="Most epochs to train; early stopping on dev may end sooner.")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
               help="Where models go: <model-dir>/<model_name>/<N>/ (default: TrainConfig.model_dir, "
@@ -23,8 +24,9 @@ def train(version: int | None, architecture: str | None, epochs: int | None, mod
     """Train the AI-tweet classifier and export it as the next SavedModel version.
 
     Targets are gold labels where the tagger set them and Snorkel's probabilities elsewhere;
-    training stops early on the dev split; metrics are computed on the gold test labels and
-    saved in the model card (model_card.json) beside the SavedModel.
+    training stops early on the dev split; the decision threshold is chosen on dev's gold labels
+    (TrainConfig.threshold_rule); metrics at that threshold are computed on the gold test labels and
+    saved with it in the model card (model_card.json) beside the SavedModel, where `ssp classify` reads it.
     """
     # TensorFlow's C++ start-up notices would bury the summary; real warnings still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

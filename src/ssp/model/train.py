@@ -2,13 +2,22 @@
 
 The model takes raw tweet texts: a ``TextVectorization`` layer inside it holds the vocabulary,
 so the exported SavedModel is all a server needs (no tokenizer file travels beside it). The
-default architecture embeds tokens and averages them (fast, strong on short texts); ``bilstm``
-reads them with a bidirectional LSTM instead.
+default architecture, ``ngram_pool``, averages two bags: the embeddings of the known words, and
+the embeddings of the character n-grams (``ngram_min``..``ngram_max``) of every word, padded
+with ``<`` and ``>`` and hashed into ``ngram_buckets`` (all in TensorFlow string ops inside the
+model), so a word never seen in training ("pytorchs", "PyTorch2", a word in another script)
+still counts through the n-grams it shares with known words. ``embedding_pool`` is the
+word-only average; ``bilstm`` reads the words with a bidirectional LSTM instead.
 
-Targets come from two label sources, the better one first: a row's gold ``label`` (the
+Targets come from three label sources, the better one first: a row's gold ``label`` (the
 tagger's), else Snorkel's ``slabel_prob`` where a labelling function voted (``slabel`` != -1),
-else the row is left out. Soft Snorkel targets keep the label model's uncertainty, and
-binary cross-entropy takes them as they are.
+else, when ``TrainConfig.no_vote_weight`` > 0, rows no function voted on (``slabel`` = -1,
+``slabel_prob`` NULL) as weak negatives with target ``LabelConfig.ai_prior`` and that sample
+weight (most posts of a real stream get no vote and are not AI), else the row is left out.
+Soft targets keep the label model's uncertainty, and binary cross-entropy takes them as they are.
+
+After training, the decision threshold is chosen on dev (:func:`choose_dev_threshold`) and
+written into the model card, where ``ssp classify`` reads it.
 """
 
 from __future__ import annotations
@@ -24,18 +33,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssp.config import TrainConfig, default_state_dir
+from ssp.config import LabelConfig, TrainConfig, default_state_dir
 from ssp.labeling.metrics import binary_metrics
+from ssp.metrics import DEFAULT_THRESHOLD, THRESHOLD_RULES, choose_threshold, roc_auc
 from ssp.storage.tables import dataset_table, split_table_name, validate_identifier, validate_version
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURES = ("embedding_pool", "bilstm")
+ARCHITECTURES = ("ngram_pool", "embedding_pool", "bilstm")
 # Fewer gold dev rows than this make a noisy early-stopping signal; Snorkel's dev labels are used then.
 MIN_GOLD_DEV_ROWS = 20
 # Share of the training rows held out for early stopping when dev has no labels at all.
 HOLDOUT_SHARE = 0.1
-THRESHOLD = 0.5
+THRESHOLD = DEFAULT_THRESHOLD
 _COLUMNS = ("id", "text", "slabel", "slabel_prob", "label")
 
 EpochCallback = Callable[[int, dict], None]
@@ -58,7 +68,7 @@ class TrainingData:
 
 @dataclass
 class LabelledTexts:
-    """Texts with their targets and where each target came from ('gold' or 'snorkel')."""
+    """Texts with their targets and where each target came from ('gold', 'snorkel' or 'no_vote')."""
 
     texts: np.ndarray
     targets: np.ndarray
@@ -132,25 +142,37 @@ def _check_label_values(table: str, frame: pd.DataFrame) -> None:
             )
 
 
-def training_targets(frame: pd.DataFrame) -> LabelledTexts:
-    """Per row: gold ``label`` if set, else ``slabel_prob`` if Snorkel voted, else the row is left out.
+def training_targets(frame: pd.DataFrame, no_vote_target: float | None = None) -> LabelledTexts:
+    """Per row: gold ``label`` if set, else ``slabel_prob`` if Snorkel voted, else the row is left out;
+    with ``no_vote_target``, rows no function voted on (``slabel`` -1, ``slabel_prob`` NULL) get that
+    target and the source 'no_vote'.
 
     >>> frame = pd.DataFrame({"text": ["a", "b", "c", "d"], "label": pd.array([1, None, None, 0], "Int64"),
     ...                       "slabel": pd.array([0, 1, -1, None], "Int64"), "slabel_prob": [0.2, 0.9, 0.4, None]})
     >>> labelled = training_targets(frame)
     >>> labelled.texts.tolist(), labelled.targets.tolist(), labelled.sources.tolist()
     (['a', 'b', 'd'], [1.0, 0.8999999761581421, 0.0], ['gold', 'snorkel', 'gold'])
+    >>> frame.loc[2, "slabel_prob"] = None
+    >>> labelled = training_targets(frame, no_vote_target=0.1)
+    >>> labelled.texts.tolist(), labelled.sources.tolist()
+    (['a', 'b', 'c', 'd'], ['gold', 'snorkel', 'no_vote', 'gold'])
     """
     gold = frame["label"].notna().to_numpy()
     slabel = frame["slabel"]
-    weak = ~gold & frame["slabel_prob"].notna().to_numpy() & (slabel.isna() | (slabel != -1)).to_numpy(bool)
-    keep = gold | weak
+    has_prob = frame["slabel_prob"].notna().to_numpy()
+    weak = ~gold & has_prob & (slabel.isna() | (slabel != -1)).to_numpy(bool)
+    no_vote = ~gold & ~has_prob & (slabel == -1).to_numpy(bool, na_value=False)
+    if no_vote_target is None:
+        no_vote = np.zeros_like(no_vote)
+    keep = gold | weak | no_vote
     targets = np.where(gold, frame["label"].astype("float64").to_numpy(na_value=np.nan),
                        frame["slabel_prob"].to_numpy(dtype="float64", na_value=np.nan))
+    if no_vote_target is not None:
+        targets = np.where(no_vote, float(no_vote_target), targets)
     return LabelledTexts(
         texts=frame["text"].to_numpy(dtype=object)[keep],
         targets=targets[keep].astype("float32"),
-        sources=np.where(gold, "gold", "snorkel")[keep],
+        sources=np.where(gold, "gold", np.where(no_vote, "no_vote", "snorkel"))[keep],
     )
 
 
@@ -180,7 +202,8 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(
             f"TrainConfig.architecture {config.architecture!r} is unknown: expected one of {', '.join(ARCHITECTURES)}"
         )
-    for name in ("max_tokens", "sequence_length", "embedding_dim", "epochs", "batch_size"):
+    for name in ("max_tokens", "sequence_length", "embedding_dim", "epochs", "batch_size", "ngram_buckets",
+                 "ngram_min", "ngram_embedding_dim", "max_ngrams"):
         if getattr(config, name) < 1:
             raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(config, name)}")
     if config.max_tokens < 3:
@@ -189,6 +212,15 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(f"TrainConfig.learning_rate must be positive, got {config.learning_rate}")
     if config.patience < 0:
         raise ValueError(f"TrainConfig.patience must be 0 or more, got {config.patience}")
+    if config.ngram_max < config.ngram_min:
+        raise ValueError(f"TrainConfig.ngram_max ({config.ngram_max}) must be at least ngram_min ({config.ngram_min})")
+    if not (config.no_vote_weight >= 0 and np.isfinite(config.no_vote_weight)):
+        raise ValueError(f"TrainConfig.no_vote_weight must be 0 or more, got {config.no_vote_weight}")
+    if config.threshold_rule not in THRESHOLD_RULES:
+        raise ValueError(f"TrainConfig.threshold_rule {config.threshold_rule!r} is unknown: expected one of "
+                         f"{', '.join(THRESHOLD_RULES)}")
+    if not 0.0 < config.target_precision <= 1.0:
+        raise ValueError(f"TrainConfig.target_precision must be in (0, 1], got {config.target_precision}")
 
 
 def _check_targets(what: str, texts: Sequence[str], targets: Sequence[float]) -> np.ndarray:
@@ -204,7 +236,7 @@ def _check_targets(what: str, texts: Sequence[str], targets: Sequence[float]) ->
     return targets
 
 
-def _masked_mean_layer():
+def _masked_mean_layer(name: str = "mean_pool"):
     """Mean of the token embeddings over the real tokens only.
 
     Keras's own GlobalAveragePooling1D divides by the number of unmasked tokens, which is zero
@@ -227,23 +259,60 @@ def _masked_mean_layer():
         def compute_mask(self, inputs, mask=None):
             return None
 
-    return MaskedMean(name="mean_pool")
+    return MaskedMean(name=name)
+
+
+# What TextVectorization's default standardisation strips, so both branches see the same words.
+_PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
+
+
+def _char_ngram_layer(config: TrainConfig):
+    """Raw texts to hashed character n-gram ids, ``[batch, max_ngrams]``, 0 = padding.
+
+    Lowercased (Unicode-aware), punctuation stripped, split into words; each word padded as
+    ``<word>`` so prefixes and suffixes are n-grams of their own, as in fastText. Hashing needs
+    no vocabulary: an n-gram never seen in training lands in a bucket with some learnt weight or
+    none, and every script works the same way.
+    """
+    import keras
+    import tensorflow as tf
+
+    buckets, sizes, length = config.ngram_buckets, range(config.ngram_min, config.ngram_max + 1), config.max_ngrams
+
+    class CharNgramIds(keras.layers.Layer):
+        def call(self, texts):
+            texts = tf.strings.lower(tf.reshape(texts, [-1]), encoding="utf-8")
+            words = tf.strings.split(tf.strings.regex_replace(texts, _PUNCTUATION, " "))
+            chars = tf.strings.unicode_split(tf.strings.join(["<", words.flat_values, ">"]), "UTF-8",
+                                             errors="replace")
+            grams = tf.concat([tf.strings.ngrams(chars, n, separator="") for n in sizes], axis=1)
+            # short words have no n-gram of the longer sizes; a whole "<a>" is still its own gram
+            per_text = tf.RaggedTensor.from_row_splits(grams, words.row_splits).merge_dims(1, 2)
+            ids = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, per_text, buckets) + 1
+            return ids.to_tensor(default_value=0, shape=[None, length])
+
+    return CharNgramIds(name="char_ngrams")
 
 
 def _core_model(config: TrainConfig, vocabulary_size: int):
-    """The trainable part, from token ids to P(AI)."""
+    """The trainable part, from token ids (and, for ngram_pool, n-gram ids) to P(AI)."""
     import keras
 
-    inputs = keras.Input(shape=(config.sequence_length,), dtype="int64", name="token_ids")
-    x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(inputs)
+    inputs = [keras.Input(shape=(config.sequence_length,), dtype="int64", name="token_ids")]
+    x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(inputs[0])
     if config.architecture == "bilstm":
         units = max(16, config.embedding_dim // 2)
         x = keras.layers.Bidirectional(keras.layers.LSTM(units), name="bilstm")(x)
     else:
         x = _masked_mean_layer()(x)
+    if config.architecture == "ngram_pool":
+        inputs.append(keras.Input(shape=(config.max_ngrams,), dtype="int64", name="ngram_ids"))
+        grams = keras.layers.Embedding(config.ngram_buckets + 1, config.ngram_embedding_dim, mask_zero=True,
+                                       name="ngram_embedding")(inputs[1])
+        x = keras.layers.Concatenate(name="words_and_ngrams")([x, _masked_mean_layer("ngram_mean_pool")(grams)])
     x = keras.layers.Dropout(0.2, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="ai_prob")(x)
-    return keras.Model(inputs, outputs, name=f"{config.architecture}_core")
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=f"{config.architecture}_core")
 
 
 def _epoch_reporter(on_epoch: EpochCallback):
@@ -323,12 +392,18 @@ def fit_classifier(
     )
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1024))
     vocabulary_size = vectorizer.vocabulary_size()
-    token_ids = vectorizer(tf.constant(texts, tf.string))
-    dev_token_ids = vectorizer(tf.constant(dev_texts, tf.string))
+    # the feature layers run once over the texts, so the epochs only run the trainable part
+    features = [vectorizer] + ([_char_ngram_layer(config)] if config.architecture == "ngram_pool" else [])
+
+    def featurize(strings):
+        outputs = tuple(layer(strings) for layer in features)
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    inputs, dev_inputs = featurize(tf.constant(texts, tf.string)), featurize(tf.constant(dev_texts, tf.string))
 
     core = _core_model(config, vocabulary_size)
     core.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
-    columns = (token_ids, y) if weights is None else (token_ids, y, weights)
+    columns = (inputs, y) if weights is None else (inputs, y, weights)
     batches = (
         tf.data.Dataset.from_tensor_slices(columns)
         .shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
@@ -337,11 +412,12 @@ def fit_classifier(
     )
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     callbacks = [stopper] + ([_epoch_reporter(on_epoch)] if on_epoch else [])
-    history = core.fit(batches, validation_data=(dev_token_ids, dev_y), epochs=config.epochs, verbose=0, shuffle=False,
+    history = core.fit(batches, validation_data=(dev_inputs, dev_y), epochs=config.epochs, verbose=0, shuffle=False,
                        callbacks=callbacks)
 
     text_input = keras.Input(shape=(), dtype="string", name="text")
-    model = keras.Model(text_input, core(vectorizer(text_input)), name=f"{config.architecture}_text_classifier")
+    model = keras.Model(text_input, core(featurize(text_input)),
+                        name=f"{config.architecture}_text_classifier")
     losses = [float(v) for v in history.history.get("loss", [])]
     return model, TrainingHistory(
         epochs_run=len(losses),
@@ -364,24 +440,6 @@ def predict_proba(model: Any, texts: Sequence[str], batch_size: int = 1024) -> n
                       dtype="float32").reshape(-1)
 
 
-def roc_auc(gold: Sequence[int], scores: Sequence[float]) -> float | None:
-    """Area under the ROC curve (the chance a random AI text outscores a random other one; ties
-    count half); None when only one class is present, where it is undefined.
-
-    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
-    0.75
-    >>> roc_auc([1, 1], [0.2, 0.9]) is None
-    True
-    """
-    gold = np.asarray(gold).astype(int)
-    positive = gold == 1
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = pd.Series(np.asarray(scores, dtype="float64")).rank(method="average").to_numpy()
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def _is_keras_model(obj: Any) -> bool:
     # A server client may well have a predict() of its own, so look at the type, not the method.
     import keras
@@ -389,8 +447,8 @@ def _is_keras_model(obj: Any) -> bool:
     return isinstance(obj, keras.Model)
 
 
-def evaluate(model_or_fn: Any, texts: Sequence[str], gold: Sequence[int]) -> dict:
-    """Accuracy, precision, recall, F1 (AI class), ROC-AUC and confusion [[tn, fp], [fn, tp]] at P(AI) >= 0.5.
+def evaluate(model_or_fn: Any, texts: Sequence[str], gold: Sequence[int], threshold: float = THRESHOLD) -> dict:
+    """Accuracy, precision, recall, F1 (AI class), ROC-AUC and confusion [[tn, fp], [fn, tp]] at P(AI) >= threshold.
 
     ``model_or_fn`` is a Keras text model or any function from a list of texts to P(AI) values
     (a loaded SavedModel's signature wrapped, a model server client).
@@ -409,9 +467,10 @@ def evaluate(model_or_fn: Any, texts: Sequence[str], gold: Sequence[int]) -> dic
         probabilities = np.asarray(model_or_fn(texts), dtype="float64").reshape(-1)
     if len(probabilities) != len(texts):
         raise ValueError(f"evaluate: the model returned {len(probabilities)} probabilities for {len(texts)} texts")
-    metrics = binary_metrics(gold.astype(int), (probabilities >= THRESHOLD).astype(int))
+    metrics = binary_metrics(gold.astype(int), (probabilities >= threshold).astype(int))
     metrics.pop("abstained", None)
     metrics["roc_auc"] = roc_auc(gold, probabilities)
+    metrics["threshold"] = float(threshold)
     return metrics
 
 
@@ -422,7 +481,7 @@ def format_metrics(metrics: dict) -> list[str]:
     return [
         f"  accuracy  {metrics['accuracy']:.4f}   n {metrics['n']}",
         f"  precision {metrics['precision']:.4f}   recall {metrics['recall']:.4f}   F1 (AI) {metrics['f1']:.4f}",
-        f"  ROC-AUC   {auc}",
+        f"  ROC-AUC   {auc}" + (f"   threshold {metrics['threshold']:.4f}" if "threshold" in metrics else ""),
         f"  {'confusion':<18}{'pred 0':>8}{'pred 1':>8}",
         f"    {'true 0 (not AI)':<16}{tn:>8}{fp:>8}",
         f"    {'true 1 (AI)':<16}{fn:>8}{tp:>8}",
@@ -449,6 +508,9 @@ class TrainSummary:
     best_epoch: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    no_vote_train_rows: int = 0
+    threshold: float = THRESHOLD
+    threshold_source: str = "default"  # 'gold_dev', 'snorkel_dev' or 'default'
 
     def line(self) -> str:
         if self.metrics_source == "gold":
@@ -459,8 +521,10 @@ class TrainSummary:
             result = "no gold test labels and no Snorkel test labels: no test metrics"
         return (
             f"trained {self.model_name} version {self.model_version} on {self.train_rows} tweets "
-            f"({self.gold_train_rows} gold, {self.snorkel_train_rows} Snorkel) of dataset {self.data_version} "
-            f"in {self.seconds:.1f} s ({self.epochs_run} epochs, best {self.best_epoch}); {result}; "
+            f"({self.gold_train_rows} gold, {self.snorkel_train_rows} Snorkel"
+            + (f", {self.no_vote_train_rows} without a vote" if self.no_vote_train_rows else "")
+            + f") of dataset {self.data_version} in {self.seconds:.1f} s ({self.epochs_run} epochs, best "
+            f"{self.best_epoch}); threshold {self.threshold:.3f} ({self.threshold_source}); {result}; "
             f"exported to {self.path}"
         )
 
@@ -497,6 +561,56 @@ def _dev_set(data: TrainingData, train: LabelledTexts, seed: int) -> tuple[Label
                                    "has no labels)"
 
 
+@dataclass
+class DevThreshold:
+    """The decision threshold and where it came from: 'gold_dev', 'snorkel_dev' or 'default'."""
+
+    threshold: float
+    rule: str
+    source: str
+    dev: dict | None  # the dev figures at the threshold (precision, recall, f1, predicted_ai, n)
+    note: str | None = None
+
+    def card_fields(self) -> dict:
+        return {"threshold": self.threshold, "threshold_rule": self.rule, "threshold_source": self.source,
+                "threshold_dev_metrics": self.dev}
+
+
+def _usable(labels: np.ndarray) -> bool:
+    return len(labels) >= MIN_GOLD_DEV_ROWS and len(np.unique(labels)) == 2
+
+
+def choose_dev_threshold(score: Callable[[Sequence[str]], np.ndarray], dev: pd.DataFrame,
+                         config: TrainConfig) -> DevThreshold:
+    """The threshold by ``config.threshold_rule`` on dev's gold rows; with fewer than
+    ``MIN_GOLD_DEV_ROWS`` of them or only one class, on dev's hard Snorkel labels; else 0.5.
+
+    >>> dev = pd.DataFrame({"text": ["ai"] * 15 + ["cat"] * 15, "label": pd.array([1] * 12 + [0] * 16 + [1] * 2, "Int64"),
+    ...                     "slabel": pd.array([None] * 30, "Int64"), "slabel_prob": [None] * 30})
+    >>> scorer = lambda texts: np.array([0.3 if t == "ai" else 0.1 for t in texts])
+    >>> choice = choose_dev_threshold(scorer, dev, TrainConfig())
+    >>> round(choice.threshold, 3), choice.source, round(choice.dev["f1"], 3)
+    (0.2, 'gold_dev', 0.828)
+    >>> choose_dev_threshold(scorer, dev.iloc[:10], TrainConfig()).source
+    'default'
+    """
+    rule = config.threshold_rule
+    candidates = (("gold_dev", gold_rows(dev)), ("snorkel_dev", snorkel_rows(dev, hard=True)))
+    for source, rows in candidates:
+        labels = rows.targets.astype(int)
+        if not _usable(labels):
+            continue
+        point, met = choose_threshold(labels, score(list(rows.texts)), rule, config.target_precision)
+        note = None
+        if not met:
+            note = (f"no dev threshold reaches precision {config.target_precision}; the most precise one is used"
+                    if rule == "precision" else "no dev threshold finds any AI row; the F1 is 0")
+        return DevThreshold(point.threshold, rule, source, point.as_dict(), note)
+    note = (f"dev has too few labelled rows of both classes (at least {MIN_GOLD_DEV_ROWS} gold or Snorkel rows "
+            f"needed) to choose a threshold: {THRESHOLD} is used")
+    return DevThreshold(THRESHOLD, rule, "default", None, note)
+
+
 def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback | None = None) -> TrainSummary:
     """Load dataset ``config.version``, train, evaluate on the test split and export the next model version."""
     import keras
@@ -508,12 +622,18 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
     _check_config(config)
     base_path = model_base_path(config)
     data = load_training_data(database_url, config.version)
-    train = training_targets(data.train)
+    no_vote_target = LabelConfig().ai_prior if config.no_vote_weight > 0 else None
+    train = training_targets(data.train, no_vote_target)
     train, dev, dev_source = _dev_set(data, train, config.seed)
+    weights = np.where(train.sources == "no_vote", config.no_vote_weight, 1.0) if no_vote_target is not None else None
 
-    model, history = fit_classifier(train.texts, train.targets, dev.texts, dev.targets, config, on_epoch=on_epoch)
+    model, history = fit_classifier(train.texts, train.targets, dev.texts, dev.targets, config, sample_weight=weights,
+                                    on_epoch=on_epoch)
 
     notes: list[str] = []
+    chosen = choose_dev_threshold(lambda texts: predict_proba(model, texts), data.dev, config)
+    if chosen.note:
+        notes.append(chosen.note)
     test = gold_rows(data.test)
     metrics_source: str | None = "gold"
     if len(test) == 0:
@@ -521,7 +641,7 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
         test = snorkel_rows(data.test, hard=True)
         metrics_source = "snorkel" if len(test) else None
         notes.append("metrics are against Snorkel labels, not gold" if len(test) else "no Snorkel test labels either")
-    metrics = evaluate(model, test.texts, test.targets.astype(int)) if len(test) else None
+    metrics = evaluate(model, test.texts, test.targets.astype(int), chosen.threshold) if len(test) else None
     if metrics is not None:
         metrics["label_source"] = metrics_source
 
@@ -537,14 +657,18 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
         "data": {
             "version": data.version,
             "tables": data.tables,
-            "label_sources": {"gold": train.count("gold"), "snorkel": train.count("snorkel")},
-            "label_rule": "gold `label` where present, else Snorkel `slabel_prob` where slabel != -1",
+            "label_sources": {"gold": train.count("gold"), "snorkel": train.count("snorkel"),
+                              **({"no_vote": train.count("no_vote")} if no_vote_target is not None else {})},
+            "label_rule": "gold `label` where present, else Snorkel `slabel_prob` where slabel != -1"
+                          + (f", else {no_vote_target} (LabelConfig.ai_prior) with weight {config.no_vote_weight} "
+                             "where no labelling function voted" if no_vote_target is not None else ""),
             "train_rows": len(train),
             "dev": {"rows": len(dev), "source": dev_source},
             "test": {"rows": len(test), "label_source": metrics_source},
         },
         "parameters": asdict(config),
         "training": {**asdict(history), "seconds": round(time.monotonic() - start, 2)},
+        **chosen.card_fields(),
         "metrics": metrics,
         "notes": notes,
         "framework": {"tensorflow": tf.__version__, "keras": keras.__version__},
@@ -567,4 +691,7 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
         best_epoch=history.best_epoch,
         seconds=time.monotonic() - start,
         notes=notes,
+        no_vote_train_rows=train.count("no_vote"),
+        threshold=chosen.threshold,
+        threshold_source=chosen.source,
     )

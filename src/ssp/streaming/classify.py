@@ -32,13 +32,15 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig
+from ssp.model.export import ExportError, read_model_card
+from ssp.serving.cli import default_model_base_path
 from ssp.storage.postgres import (
     copy_csv_ignore_conflicts,
     copy_insert_ignore_conflicts,
@@ -78,6 +80,8 @@ AI_TWEET_COLUMNS = (
 URL_COLUMNS = ("tweet_id", "url", "domain", "created_at")
 # One row per task of a micro-batch; ``failed``/``error`` carry a model-server failure to the driver.
 PARTITION_RESULT_SCHEMA = "seen long, classified long, ai long, dead long, failed long, error string"
+# The threshold when neither --threshold, ClassifyConfig.threshold nor the model card gives one.
+DEFAULT_THRESHOLD = 0.5
 # Backoff between attempts of a micro-batch waiting for the model server: doubles up to the cap.
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 5.0
@@ -255,6 +259,45 @@ def write_classified(conn, tables: ClassifyTables, tweets: Sequence[StreamTweet]
     return inserted, len(new_ai), links
 
 
+def card_threshold(base_path: Path, version: int) -> tuple[float | None, str]:
+    """The decision threshold in ``<base_path>/<version>/model_card.json``, or None and why there is none.
+
+    >>> card_threshold(Path("/nonexistent"), 3)[0] is None
+    True
+    """
+    try:
+        card = read_model_card(Path(base_path) / str(version))
+    except (ExportError, OSError) as err:
+        return None, str(err)
+    value = card.get("threshold") if isinstance(card, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        return None, f"the model card of version {version} in {base_path} has no threshold between 0 and 1"
+    return float(value), f"{card.get('threshold_rule', 'a rule')} on {card.get('threshold_source', 'dev')}"
+
+
+class VersionThresholds:
+    """The threshold each model version is applied with: the fixed one when given, else the
+    version's model card, else ``DEFAULT_THRESHOLD`` with one warning per version. Cached per version."""
+
+    def __init__(self, base_path: Path, fixed: float | None = None) -> None:
+        self.base_path, self.fixed = Path(base_path), fixed
+        self.by_version: dict[int, float] = {}
+
+    def __call__(self, version: int) -> float:
+        if self.fixed is not None:
+            return self.fixed
+        if version not in self.by_version:
+            threshold, why = card_threshold(self.base_path, version)
+            if threshold is None:
+                log.warning("model version %d: no threshold in its model card (%s); using %s", version, why,
+                            DEFAULT_THRESHOLD)
+                threshold = DEFAULT_THRESHOLD
+            else:
+                log.info("model version %d: threshold %.4f from its model card (%s)", version, threshold, why)
+            self.by_version[version] = threshold
+        return self.by_version[version]
+
+
 _CLIENTS: dict[tuple, Any] = {}
 
 
@@ -282,9 +325,9 @@ def _outcome(seen: int = 0, classified: int = 0, ai: int = 0, dead: int = 0, err
 
 
 def _partition_classifier(database_url: str, tables: ClassifyTables, model_url: str, model_name: str,
-                          serve: ServeConfig, threshold: float, max_bytes: int) -> Callable[[Iterator], Iterator]:
+                          serve: ServeConfig, max_bytes: int) -> Callable[[Iterator], Iterator]:
     """The function each Spark task runs over its share of a micro-batch (``mapInArrow``); the model
-    version comes in the ``model_version`` column the driver adds."""
+    version and its threshold come in the ``model_version`` and ``threshold`` columns the driver adds."""
 
     def classify(batches):
         import psycopg2
@@ -304,6 +347,7 @@ def _partition_classifier(database_url: str, tables: ClassifyTables, model_url: 
                 if failure is not None or batch.num_rows == 0:
                     continue  # after a failure the input is still read to its end, as Spark's worker expects
                 version = int(batch.column("model_version")[0].as_py())
+                threshold = float(batch.column("threshold")[0].as_py())
                 tweets, dead_rows = split_records(batch, tables.classified, max_bytes, seen_ids)
                 # predictions before any write: if the model server fails, the transaction is rolled back
                 try:
@@ -345,10 +389,12 @@ class ClassifyResult:
     retries: int
     versions: list[int]
     seconds: float
+    thresholds: dict[int, float] = field(default_factory=dict)  # per model version used
 
     def line(self) -> str:
         rate = self.seen / self.seconds if self.seconds > 0 else 0.0
-        versions = ", ".join(map(str, self.versions)) or "none"
+        versions = ", ".join(f"{v} (threshold {self.thresholds[v]:.3f})" if v in self.thresholds else str(v)
+                             for v in self.versions) or "none"
         return (
             f"classified {self.classified} new tweets from {self.topic} into {self.tables.classified} "
             f"({self.ai} AI tweets into {self.tables.ai}, {self.dead} to {self.tables.dead}; {self.seen} records "
@@ -363,14 +409,16 @@ class ClassifySettings:
 
     topic: str
     tables: ClassifyTables
-    threshold: float
+    threshold: float | None  # None: each model version's model card says
     model_url: str
     model_name: str
+    model_base_path: Path  # where the model cards are: <model_base_path>/<version>/model_card.json
 
 
 def classify_settings(config: ClassifyConfig, serve: ServeConfig, *, topic: str | None = None,
                       version: int | None = None, threshold: float | None = None, model_url: str | None = None,
-                      model_name: str | None = None, dead_letter_table: str | None = None) -> ClassifySettings:
+                      model_name: str | None = None, dead_letter_table: str | None = None,
+                      model_base_path: Path | str | None = None) -> ClassifySettings:
     """Arguments over config, checked before anything starts; bad ones raise ValueError naming the input."""
     from ssp.serving.client import PredictClient
 
@@ -380,12 +428,14 @@ def classify_settings(config: ClassifyConfig, serve: ServeConfig, *, topic: str 
     tables = ClassifyTables.for_version(config.version if version is None else version,
                                         dead_letter_table or IngestConfig().dead_letter_table)
     threshold = config.threshold if threshold is None else threshold
-    if not 0.0 <= threshold <= 1.0:  # also refuses NaN
+    if threshold is not None and not 0.0 <= threshold <= 1.0:  # also refuses NaN
         raise ValueError(f"threshold {threshold} is not between 0 and 1")
     model_url = (model_url or config.model_url or default_model_url(serve)).rstrip("/")
     model_name = model_name or serve.model_name
     PredictClient(model_url, model_name).close()  # the client's own checks name a bad URL or model name
-    return ClassifySettings(topic, tables, threshold, model_url, model_name)
+    # as `ssp serve` finds the versions, so the cards read are those of the versions served
+    base_path = Path(model_base_path or serve.model_base_path or default_model_base_path(model_name))
+    return ClassifySettings(topic, tables, threshold, model_url, model_name, base_path)
 
 
 def checkpoint_dir_for(topic: str, table: str, state_dir: Path | None = None) -> Path:
@@ -408,6 +458,7 @@ def run_classify(
     model_url: str | None = None,
     model_name: str | None = None,
     dead_letter_table: str | None = None,
+    model_base_path: Path | str | None = None,
     max_records: int | None = None,
     until_idle: float | None = None,
     checkpoint_dir: Path | None = None,
@@ -419,6 +470,8 @@ def run_classify(
     While the model server is unreachable or failing, a micro-batch waits and runs again, for at most
     ``max_wait_seconds`` (forever when None) before the stream fails; the waiting counts as work,
     not as idleness, so ``until_idle`` does not end a stream that has records it could not classify yet.
+    Without a ``threshold`` (nor ``ClassifyConfig.threshold``) each model version is applied with the
+    threshold in its model card under ``model_base_path``, read once per version.
     """
     from pyspark.errors import StreamingQueryException
     from pyspark.sql import functions as F
@@ -426,7 +479,8 @@ def run_classify(
     from ssp.serving.client import ModelServerError
 
     settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
-                                 model_url=model_url, model_name=model_name, dead_letter_table=dead_letter_table)
+                                 model_url=model_url, model_name=model_name, dead_letter_table=dead_letter_table,
+                                 model_base_path=model_base_path)
     tables, model_url = settings.tables, settings.model_url
     engine = make_engine(infra.database_url)
     try:
@@ -436,7 +490,8 @@ def run_classify(
         engine.dispose()
     checkpoint = checkpoint_dir or checkpoint_dir_for(settings.topic, tables.classified)
     classifier = _partition_classifier(libpq_url(infra.database_url), tables, model_url, settings.model_name, serve,
-                                       settings.threshold, IngestConfig().max_record_bytes)
+                                       IngestConfig().max_record_bytes)
+    threshold_for = VersionThresholds(settings.model_base_path, settings.threshold)
     driver_client = _client(model_url, settings.model_name, serve)
     query_name = f"classify_{tables.classified}"
     # One task per core, not per Kafka partition: a second wave of tasks would double each small
@@ -507,6 +562,7 @@ def run_classify(
                 batch_df.select("key", "value", "topic", "partition", "offset", "timestamp")
                 .coalesce(parallelism)
                 .withColumn("model_version", F.lit(model_version).cast("long"))
+                .withColumn("threshold", F.lit(threshold_for(model_version)).cast("double"))
                 .mapInArrow(classifier, PARTITION_RESULT_SCHEMA)
                 .collect()
             )
@@ -561,4 +617,5 @@ def run_classify(
         tables=tables, topic=settings.topic, seen=progress.seen, classified=progress.counts.get("classified", 0),
         ai=progress.counts.get("ai", 0), dead=progress.counts.get("dead", 0), batches=progress.batches,
         retries=retries, versions=versions, seconds=seconds,
+        thresholds={v: threshold_for(v) for v in versions},
     )

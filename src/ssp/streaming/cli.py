@@ -18,7 +18,11 @@ from ssp.config import ClassifyConfig, InfraConfig, ServeConfig
               help="Table version: writes classified_tweets_<v>, ai_tweets_<v> and ai_tweet_urls_<v> "
                    "(default: ClassifyConfig.version). The model version is the server's newest, per micro-batch.")
 @click.option("--threshold", type=float, default=None,
-              help="P(AI) at or over which a tweet goes to ai_tweets_<v> (default: ClassifyConfig.threshold).")
+              help="P(AI) at or over which a tweet goes to ai_tweets_<v> (default: ClassifyConfig.threshold, else "
+                   "the threshold in the model card of the model version in use, else 0.5).")
+@click.option("--model-base-path", type=click.Path(file_okay=False), default=None,
+              help="Folder of the served <version>/ folders, where their model cards are read (default: "
+                   "ServeConfig.model_base_path, else <state dir>/models/<model name>, as `ssp serve`).")
 @click.option("--model-url", default=None,
               help="Model server base URL, e.g. http://127.0.0.1:8501 (default: ClassifyConfig.model_url, else "
                    "http://<ServeConfig.host>:<ServeConfig.rest_api_port>).")
@@ -28,11 +32,12 @@ from ssp.config import ClassifyConfig, InfraConfig, ServeConfig
               help="Stop when no record arrived for this many seconds (waiting for the model server is not idle).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Spark checkpoint folder (default: under the state dir, per topic and table).")
-def classify(topic, version, threshold, model_url, model_name, max_records, until_idle, checkpoint_dir) -> None:
+def classify(topic, version, threshold, model_base_path, model_url, model_name, max_records, until_idle,
+             checkpoint_dir) -> None:
     """Classify tweets from Kafka with the model server and write them to PostgreSQL (Spark Structured Streaming).
 
     Every tweet lands in classified_tweets_<v> with its P(AI) and the model version that gave it; those at or
-    over the threshold in ai_tweets_<v>, and their links in ai_tweet_urls_<v>. Texts go to the server in
+    over the threshold (the model card's, unless given) in ai_tweets_<v>, and their links in ai_tweet_urls_<v>. Texts go to the server in
     batches over pooled connections. A new model version on the server is used from the next micro-batch on.
     While the server is down or failing, the micro-batch waits and runs again (the log says so) and nothing is
     written without a prediction. Stops on Ctrl-C or SIGTERM, after --max-records, or after --until-idle.
@@ -54,7 +59,7 @@ def classify(topic, version, threshold, model_url, model_name, max_records, unti
     infra_config, config, serve = InfraConfig(), ClassifyConfig(), ServeConfig()
     try:
         settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
-                                     model_url=model_url, model_name=model_name)
+                                     model_url=model_url, model_name=model_name, model_base_path=model_base_path)
     except ValueError as err:  # unsafe table names, a threshold out of range, a bad URL: each names its input
         raise SspError(str(err)) from err
     try:
@@ -62,7 +67,8 @@ def classify(topic, version, threshold, model_url, model_name, max_records, unti
         with progress_bar(f"classifying {settings.topic} into {settings.tables.classified}", max_records) as advance:
             result = run_classify(
                 spark, infra=infra_config, config=config, serve=serve, topic=topic, version=version,
-                threshold=threshold, model_url=model_url, model_name=model_name, max_records=max_records,
+                threshold=threshold, model_url=model_url, model_name=model_name, model_base_path=model_base_path,
+                max_records=max_records,
                 until_idle=until_idle, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
                 on_progress=advance,
             )
