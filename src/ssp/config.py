@@ -196,6 +196,9 @@ class ServeConfig:
     rest_api_port: int = 8501
     poll_wait_seconds: float = 1.0
     max_request_bytes: int = 16 * 1024 * 1024
+    max_batch_size: int = 10_000  # instances in one request; more is a 400 (TF Serving's --max_batch_size)
+    # Host names (no port) accepted besides the bound address's; "*" any. On a 0.0.0.0 bind it makes the list exclusive.
+    allowed_hosts: tuple[str, ...] = ()
     client_timeout_seconds: float = 10.0
     client_retries: int = 3
     client_batch_size: int = 256
@@ -224,14 +227,14 @@ class WebConfig:
     dashboard_port: int = 5001
     tagger_port: int = 5002
     page_size: int = 50
-
-
-@gin.configurable
     # /chart/per-minute.png renders one bar a minute with matplotlib and needs no sign-in: 4 hours
     # (about 0.4 s of CPU) is the most it draws, a day took over 1 s (the JSON keeps its day)
     chart_max_minutes: int = 240
     # a rendered chart is reused for this long, so repeated requests do not render again
     chart_cache_seconds: float = 5.0
+
+
+@gin.configurable
 @dataclass
 class ActiveLearningConfig:
     """The tagger's query strategies and the retrain loop (ssp al)."""
@@ -243,9 +246,6 @@ class ActiveLearningConfig:
     simulate_seeds: int = 3
     simulate_initial: int = 20  # random labels every strategy starts from
     simulate_epochs: int = 40  # per round, no early stopping: a model trained on 20 labels needs them
-
-
-def load_config(gin_files: Sequence[str | Path] = (), bindings: Sequence[str] = ()) -> None:
     # ssp al simulate --gold: the share of a labelled file kept as the fixed test set, and which settings run
     simulate_test_share: float = 0.2
     simulate_gold_setting: str = "both"  # from_scratch | workflow | both
@@ -253,6 +253,9 @@ def load_config(gin_files: Sequence[str | Path] = (), bindings: Sequence[str] = 
     # weight (0 leaves them out: measured better on written_dev, 0.63 F1 weak-only against 0.55 at 0.3)
     simulate_no_vote_weight: float = 0.0
     simulate_weak_background: int = 0  # synthetic tweets the label model also fits on, beside the pool
+
+
+def load_config(gin_files: Sequence[str | Path] = (), bindings: Sequence[str] = ()) -> None:
     """Parse the default gin file, then ``gin_files`` and ``bindings`` on top of it."""
     files = [DEFAULT_GIN_FILE] if DEFAULT_GIN_FILE.exists() else []
     for path in gin_files:

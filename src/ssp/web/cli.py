@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from ssp.config import ClassifyConfig, InfraConfig, WebConfig
@@ -31,7 +29,10 @@ def dashboard(version: int | None, host: str | None, port: int | None) -> None:
     version = ClassifyConfig().version if version is None else version
     host = host or config.host
     port = config.dashboard_port if port is None else port
-    app = create_app(InfraConfig().database_url, version, config)
+    try:
+        app = create_app(InfraConfig().database_url, version, config)
+    except ValueError as err:
+        raise SspError(str(err)) from err
     data = app.extensions["ssp_dashboard"]
     try:
         with data.engine.connect() as conn:
@@ -44,11 +45,6 @@ def dashboard(version: int | None, host: str | None, port: int | None) -> None:
     except TablesMissingError as err:
         # the dashboard still starts: its pages say this and show the tweets once classify runs
         click.echo(f"warning: {err}", err=True)
-
-    # werkzeug logs every request at INFO and the live page polls every 2 s: show them with `ssp -v` only
-    access_log = logging.getLogger("werkzeug")
-    if access_log.level == logging.NOTSET:
-        access_log.setLevel(logging.getLogger().getEffectiveLevel())
 
     def announce(url: str) -> None:
         click.echo(f"dashboard for version {version} on {url} (Ctrl-C stops it)")

@@ -1,5 +1,5 @@
 """What ssp's web apps share: security headers, strict query-string parsing, link safety, error
-pages and the WSGI server that runs them.
+pages and the WSGI server that runs them (waitress; Werkzeug's server only serves the tests).
 
 Tweet text and links are untrusted. Templates rely on Jinja's autoescaping, scripts build the
 page with DOM APIs, the Content-Security-Policy forbids inline scripts, and only http(s) links
@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, make_server
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 # No 'unsafe-inline' anywhere: scripts and styles come from /static only, so an injected
 # <script> or style attribute in tweet text would not run even if escaping failed.
@@ -195,15 +199,57 @@ def install_common(app: Flask) -> None:
 
 
 # ---------------------------------------------------------------- serving
+# waitress's worker threads: the live page polls three endpoints every few seconds per viewer
+WSGI_THREADS = 8
+# how long a request still running at shutdown may take to finish; idle connections wait for nothing
+SHUTDOWN_GRACE_SECONDS = 3
+
+
 def server_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def make_wsgi_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
-    """A threaded WSGI server for ``app`` (werkzeug's, not its reloading debug server); port 0 picks a free one.
+def bind_listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 when the host has a ':'; port 0 picks a free one).
+
+    One socket, as Werkzeug binds: a name such as ``localhost`` must not become one socket per
+    address with a different free port each. Raises OSError when the address is taken or unknown.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # a port left in TIME_WAIT by the previous run may be bound again; a listening one may not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def make_production_server(app: Flask, host: str, port: int, connections: dict):
+    """A waitress server for ``app`` listening on ``host:port``; ``connections`` becomes its socket map
+    (the listening socket and every client connection), so whoever stops it can close them all.
 
     Raises OSError when the address is taken or cannot be bound.
     """
+    from waitress.server import create_server
+
+    sock = bind_listening_socket(host, port)
+    try:
+        return create_server(app, map=connections, sockets=[sock], threads=WSGI_THREADS, ident="waitress")
+    except BaseException:
+        sock.close()
+        raise
+
+
+def make_wsgi_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
+    """Werkzeug's threaded WSGI server for ``app``, for the tests only (tests/browser.py serves
+    apps in a thread with it); the commands serve with :func:`serve_app`. Port 0 picks a free one.
+
+    Raises OSError when the address is taken or cannot be bound.
+    """
+    from werkzeug.serving import make_server
+
     server = make_server(host, port, app, threaded=True)
     # a browser's idle keep-alive connection must not hold the process open after Ctrl-C
     server.daemon_threads = True
@@ -216,21 +262,32 @@ def _raise_keyboard_interrupt(*_) -> None:
 
 
 def serve_app(app: Flask, host: str, port: int, on_start: Callable[[str], None] = print) -> float:
-    """Serve ``app`` until interrupted; tells ``on_start`` the URL once it listens, returns seconds served."""
-    server = make_wsgi_server(app, host, port)
-    on_start(server_url(host, server.server_port))
-    start = time.monotonic()
+    """Serve ``app`` on waitress until Ctrl-C or SIGTERM; tells ``on_start`` the URL once it listens,
+    returns seconds served.
+
+    Stopping closes the listening socket and every connection at once: an idle keep-alive
+    connection (a browser tab) holds nothing open, a request still running gets
+    ``SHUTDOWN_GRACE_SECONDS``. Raises OSError when the address is taken or cannot be bound.
+    """
+    connections: dict = {}
+    server = make_production_server(app, host, port, connections)
     previous = None
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (a supervisor, `ssp demo`) stops the app as cleanly as Ctrl-C does
-        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        on_start(server_url(host, server.effective_port))
+        start = time.monotonic()
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (a supervisor, `ssp demo`) stops the app as cleanly as Ctrl-C does
+            previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            # waitress's loop returns on KeyboardInterrupt; one raised outside the loop lands here
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        return time.monotonic() - start
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        server.server_close()
-    return time.monotonic() - start
+        server.task_dispatcher.shutdown(timeout=SHUTDOWN_GRACE_SECONDS)
+        for connection in list(connections.values()):  # the listening socket, its trigger, the clients
+            connection.close()
 

@@ -9,19 +9,24 @@ page                        JSON                               shows
                                                                ``threshold`` (min P(AI)) and ``domain``
 ``/live``                   ``/api/live?after=<cursor>``       AI tweets as they arrive (the page polls)
                             ``/api/stats/per-minute``          AI tweets per minute (also
-                                                               ``/chart/per-minute.png``)
+                                                               ``/chart/per-minute.png``, at most
+                                                               ``WebConfig.chart_max_minutes``)
                             ``/api/domains/top``               the most linked domains
 ``/tweets``                 ``/api/tweets``                    every classified tweet, newest first
 ==========================  =================================  ==========================================
 
 The dashboard only reads. Every value reaches SQL as a bound parameter and every table name
-comes from :func:`ssp.storage.tables.versioned_table_name`.
+comes from :func:`ssp.storage.tables.versioned_table_name`. Nothing needs a sign-in, so what a
+request may cost is bounded: page numbers, limits and spans have maxima, and a rendered PNG chart
+is reused for ``WebConfig.chart_cache_seconds``.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,12 +63,16 @@ from ssp.web.common import (
 )
 
 EXTENSION = "ssp_dashboard"
+CHART_CACHE_EXTENSION = "ssp_dashboard_charts"
 MAX_PAGE = 100_000
 MAX_MINUTES = 24 * 60
 MAX_LIVE_ITEMS = 500
 MAX_TOP_DOMAINS = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR = re.compile(r"^([0-9]{1,18})-([0-9]{1,19})$")
+# a cursor's parts: microseconds since 1970 up to the last one of 9999 (datetime's range), a bigint id
+_MAX_CURSOR_MICROSECONDS = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_TWEET_ID = 2**63 - 1
 # what ssp classify files a link without a host (mailto:, javascript:) under: not a domain to rank
 NO_DOMAIN = ("", "(none)")
 # hosts as urllib gives them; ':' for a port, '[]' for IPv6 literals
@@ -98,10 +107,22 @@ class Cursor:
 
     @classmethod
     def parse(cls, token: str) -> Cursor:
+        """The cursor a token names; :class:`ParameterError` (400) for a malformed or out-of-range one.
+
+        >>> Cursor.parse("253402300800000000-1")
+        Traceback (most recent call last):
+        ...
+        ssp.web.common.ParameterError: after '253402300800000000-1' is not a cursor from a previous /api/live answer: its time is past the end of year 9999
+        """
         match = _CURSOR.match(token)
         if match is None:
             raise ParameterError("after", f"after must be a cursor from a previous /api/live answer, got {token!r}")
-        return cls(_EPOCH + timedelta(microseconds=int(match[1])), int(match[2]))
+        microseconds, tweet_id = int(match[1]), int(match[2])
+        problem = ("its time is past the end of year 9999" if microseconds > _MAX_CURSOR_MICROSECONDS else
+                   "its tweet id is above 2**63 - 1" if tweet_id > _MAX_TWEET_ID else None)
+        if problem:
+            raise ParameterError("after", f"after {token!r} is not a cursor from a previous /api/live answer: {problem}")
+        return cls(_EPOCH + timedelta(microseconds=microseconds), tweet_id)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -274,6 +295,40 @@ def per_minute_png(stats: dict) -> bytes:
     return buffer.getvalue()
 
 
+class ChartCache:
+    """Rendered per-minute PNGs by span, each reused for ``seconds``; one render at a time.
+
+    The chart needs no sign-in and a render is CPU-bound (and holds the GIL), so rendering one at
+    a time costs no throughput, and a burst of requests for one span renders it once.
+    ``renders`` counts the renders done.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.renders = 0
+        self._charts: dict[int, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def _fresh(self, minutes: int, now: float) -> bytes | None:
+        expires, png = self._charts.get(minutes, (0.0, b""))
+        return png if now < expires else None
+
+    def chart(self, data: DashboardData, minutes: int) -> bytes:
+        png = self._fresh(minutes, time.monotonic())
+        if png is not None:
+            return png
+        with self._lock:
+            png = self._fresh(minutes, time.monotonic())  # another request may have rendered it meanwhile
+            if png is None:
+                png = per_minute_png(data.per_minute(minutes))
+                self.renders += 1
+                now = time.monotonic()
+                # at most chart_max_minutes entries, and expired ones go
+                self._charts = {m: entry for m, entry in self._charts.items() if now < entry[0]}
+                self._charts[minutes] = (now + self.seconds, png)
+        return png
+
+
 # ---------------------------------------------------------------- request parsing
 def _data() -> DashboardData:
     return current_app.extensions[EXTENSION]
@@ -300,9 +355,9 @@ def _live_args() -> tuple[Cursor | None, int]:
     return (Cursor.parse(after) if after else None), limit
 
 
-def _minutes_arg() -> int:
+def _minutes_arg(maximum: int = MAX_MINUTES) -> int:
     reject_unknown(request.args, ("minutes",))
-    return int_param(request.args, "minutes", 60, 1, MAX_MINUTES)
+    return int_param(request.args, "minutes", min(60, maximum), 1, maximum)
 
 
 def _limit_arg() -> int:
@@ -362,7 +417,8 @@ def per_minute_api() -> Response:
 
 @bp.get("/chart/per-minute.png")
 def per_minute_chart() -> Response:
-    return Response(per_minute_png(_data().per_minute(_minutes_arg())), mimetype="image/png")
+    minutes = _minutes_arg(current_app.config["SSP_WEB"].chart_max_minutes)
+    return Response(current_app.extensions[CHART_CACHE_EXTENSION].chart(_data(), minutes), mimetype="image/png")
 
 
 @bp.get("/api/domains/top")
@@ -383,10 +439,16 @@ def create_app(database_url: str, version: int, config: WebConfig | None = None,
     runs in debug mode.
     """
     version = validate_version(version)
+    config = config or WebConfig()
+    if not 1 <= config.chart_max_minutes <= MAX_MINUTES or config.chart_cache_seconds < 0:
+        raise ValueError(f"WebConfig.chart_max_minutes must be from 1 to {MAX_MINUTES} (got "
+                         f"{config.chart_max_minutes}) and chart_cache_seconds at least 0 (got "
+                         f"{config.chart_cache_seconds})")
     app = Flask(__name__)
-    app.config.update(TESTING=testing, DEBUG=False, SSP_WEB=config or WebConfig(), SSP_VERSION=version,
+    app.config.update(TESTING=testing, DEBUG=False, SSP_WEB=config, SSP_VERSION=version,
                       SSP_STYLESHEET="dashboard/dashboard.css", MAX_CONTENT_LENGTH=16 * 1024)
     app.extensions[EXTENSION] = DashboardData(make_engine(database_url), version)
+    app.extensions[CHART_CACHE_EXTENSION] = ChartCache(config.chart_cache_seconds)
     app.jinja_env.filters["time_text"] = _time_text
     install_common(app)
 

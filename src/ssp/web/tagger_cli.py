@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from ssp.active.strategies import STRATEGIES
@@ -75,10 +73,6 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
         except Exception as err:  # the tagger still serves; the queue page shows scoring errors
             click.echo(f"warning: model server {model_url} does not answer ({err}); the queue uses Snorkel's "
                        "probabilities until it does", err=True)
-
-    access_log = logging.getLogger("werkzeug")
-    if access_log.level == logging.NOTSET:
-        access_log.setLevel(logging.getLogger().getEffectiveLevel())
 
     def announce(url: str) -> None:
         click.echo(f"tagger on {url} with {len(tables)} dataset table(s), queue order {al_config.strategy} "
