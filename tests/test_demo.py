@@ -76,7 +76,10 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
             if not ai_tweets:
                 time.sleep(2)
         assert ai_tweets, "no AI tweets on the dashboard; demo output:\n" + "".join(output[-40:])
-        assert all(t["ai_prob"] >= 0.5 for t in ai_tweets)
+        # classify applies the model card's decision threshold (chosen at training) when none is given
+        card = json.loads((tmp_path / "models" / "naive_text_clf" / "1" / "model_card.json").read_text())
+        assert 0.0 < card["threshold"] < 1.0
+        assert all(t["ai_prob"] >= card["threshold"] for t in ai_tweets)
         # the tagger answers with its sign-in page
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['tagger']}/login", timeout=5) as response:
             assert response.status == 200 and b"token" in response.read().lower()
