@@ -139,15 +139,20 @@ def test_kinds_come_in_their_default_shares(big_mix):
     traits = Counter(trait for t in big_mix for trait in t.traits)
     assert 0.24 <= sum(t.is_ai for t in big_mix) / n <= 0.32
     assert 0.05 <= traits["implicit_ai"] / n <= 0.11
-    assert 0.10 <= traits["trap"] / n <= 0.18
-    assert 0.14 <= traits["hard_negative"] / n <= 0.22
+    assert 0.07 <= traits["trap"] / n <= 0.15
+    assert 0.22 <= traits["hard_negative"] / n <= 0.32  # everyday senses 12%, news 15%
+    assert 0.12 <= traits["news"] / n <= 0.18
+    assert 0.06 <= traits["spam"] / n <= 0.10
+    assert 0.09 <= traits["field_terms"] / n <= 0.16
     assert 0.01 <= traits["duplicate"] / n <= 0.03
     assert 0.02 <= traits["near_duplicate"] / n <= 0.045
     assert 0.22 <= traits["non_english"] / n <= 0.34
     for tweet in big_mix:
         assert tweet.is_ai == ("ai" in tweet.traits)
         assert "implicit_ai" not in tweet.traits or tweet.is_ai
-        assert not (tweet.traits & {"trap", "hard_negative"}) or not tweet.is_ai
+        assert not (tweet.traits & {"trap", "hard_negative", "spam"}) or not tweet.is_ai
+        assert "news" not in tweet.traits or "hard_negative" in tweet.traits
+        assert "field_terms" not in tweet.traits or tweet.is_ai
         assert ("non_english" in tweet.traits) == (_lang(tweet) != "en")
     # about a quarter of AI posts are not in English
     ai = [t for t in big_mix if t.is_ai]
@@ -156,7 +161,7 @@ def test_kinds_come_in_their_default_shares(big_mix):
 
 def test_many_languages_in_every_kind(mix, big_mix):
     assert len({_lang(t) for t in mix}) >= 10
-    for trait in ("ai", "implicit_ai", "trap", "hard_negative"):
+    for trait in ("ai", "implicit_ai", "trap", "hard_negative", "news", "field_terms"):
         assert len({_lang(t) for t in big_mix if trait in t.traits}) >= 10, trait
     assert len({_lang(t) for t in big_mix}) >= 18
 
@@ -166,7 +171,9 @@ def test_implicit_ai_avoids_the_obvious_terms(big_mix):
     implicit = [t for t in big_mix if "implicit_ai" in t.traits]
     assert len(implicit) > 200
     assert sum(matcher.matches(_full_text(t)) for t in implicit) / len(implicit) <= 0.03
-    keyword_ai = [t for t in big_mix if t.is_ai and "implicit_ai" not in t.traits and "non_english" not in t.traits]
+    # Posts in the field's broad vocabulary (field_terms, checked against the labelling lists in
+    # their own test) go beyond the routing keywords on purpose.
+    keyword_ai = [t for t in big_mix if t.is_ai and not t.traits & {"implicit_ai", "non_english", "field_terms"}]
     assert sum(matcher.matches(_full_text(t)) for t in keyword_ai) / len(keyword_ai) >= 0.7
 
 
@@ -183,10 +190,81 @@ def test_hard_negatives_use_the_ambiguous_words(big_mix):
 
 def test_old_mix_is_still_available():
     old = list(SyntheticTweets(seed=42, ai_share=0.33, trap_share=0.04, implicit_ai_share=0.01,
-                               hard_negative_share=0.0, non_english_share=0.12,
+                               hard_negative_share=0.0, news_share=0.0, spam_share=0.0,
+                               field_terms_share=0.0, non_english_share=0.12,
                                duplicate_share=0.03).generate(N))
     assert 0.25 <= sum(t.is_ai for t in old) / N <= 0.45
-    assert not any("hard_negative" in t.traits for t in old)
+    assert not any(t.traits & {"hard_negative", "news", "spam", "field_terms"} for t in old)
+
+
+def test_news_and_spam_are_everyday_posts(big_mix):
+    matcher = KeywordMatcher(load_ai_keywords())
+    news = [t for t in big_mix if "news" in t.traits]
+    spam = [t for t in big_mix if "spam" in t.traits]
+    for kind in (news, spam):
+        assert not any(t.is_ai for t in kind)
+        assert sum(matcher.matches(_full_text(t)) for t in kind) / len(kind) <= 0.01
+    text = " ".join(_full_text(t).lower() for t in news)
+    for word in ("research", "science", "scientists", "study", "data", "digital", "tech", "technology",
+                 "computer", "software", "app", "online", "insights", "business", "startup", "innovation",
+                 "neuroscience", "engineering", "rocket science", "deep state", "big business", "pandemic",
+                 "vaccine", "earnings", "review", "cybersecurity", "update", "outage", "new study finds",
+                 "launch", "climate report"):
+        assert re.search(rf"\b{word}", text), word
+    assert len({_lang(t) for t in news}) >= 12
+    text = " ".join(_full_text(t) for t in spam)
+    for phrase in ("PDF", "#np", "OFF", "#FollowTrain", "to the moon", "GIVEAWAY", "horoscope", "fancam", "🙏"):
+        assert phrase in text, phrase
+
+
+def _field_terms() -> set[str]:
+    from ssp.sources.synthetic import _field_vocab
+
+    field = _field_vocab()
+    words = {w for words in field.terms.values() for w in words}
+    return {w.lower() for w in words} | {w.lower() for kinds in field.context.values() for _, ws in kinds for w in ws}
+
+
+def test_field_terms_come_from_the_labelling_vocabulary(big_mix):
+    from ssp.sources.synthetic import _field_vocab
+
+    terms = _field_terms()
+    field = [t for t in big_mix if "field_terms" in t.traits]
+    assert len(field) > 400
+    assert all(any(term in _full_text(t).lower() for term in terms) for t in field)
+    # Implicit ones pair words of two ml_context kinds, never the obvious terms.
+    context = _field_vocab().context["en"]
+    implicit = [_full_text(t).lower() for t in field if "implicit_ai" in t.traits and _lang(t) == "en"]
+    assert len(implicit) > 60
+    two_kinds = [sum(any(re.search(rf"(?<!\w){re.escape(w.lower())}(?!\w)", text) for w in words)
+                     for _, words in context) >= 2 for text in implicit]
+    assert sum(two_kinds) / len(two_kinds) >= 0.95
+    # Many terms of the field are seen, not a handful.
+    text = " ".join(_full_text(t).lower() for t in field)
+    seen = {w for w in _field_vocab().terms["t_jargon"] if w.lower() in text}
+    assert len(seen) >= 60
+
+
+def test_field_terms_go_to_their_own_language():
+    from ssp.sources.synthetic import _field_vocab, _script_lang
+
+    assert _script_lang("機械学習") == "ja" and _script_lang("머신러닝") == "ko"
+    assert _script_lang("học máy") == "vi" and _script_lang("derin öğrenme") == "tr"
+    assert _script_lang("机器学习") is None and _script_lang("yapay zeka") == "en"
+    terms = _field_vocab().terms
+    assert "inteligencia artificial" in terms["t_mixed"]
+    assert "inteligencia artificial" not in {w for key, ws in terms.items() if key != "t_mixed" for w in ws}
+    assert all(re.search(r"[\uac00-\ud7af]", w) for w in terms["t_ko"])
+    assert terms["t_lib"] == tuple(sorted(terms["t_lib"])) and "PyTorch" in terms["t_lib"]
+
+
+def test_labelling_folder_follows_ssp_data_dir(tmp_path, monkeypatch):
+    from ssp.sources.synthetic import _labeling_dir
+
+    monkeypatch.setenv("SSP_DATA_DIR", str(tmp_path))
+    assert _labeling_dir().name == "labeling" and _labeling_dir().parent.name == "data"
+    (tmp_path / "labeling").mkdir()
+    assert _labeling_dir() == tmp_path / "labeling"
 
 
 def test_same_seed_same_traits_and_truth():

@@ -18,15 +18,29 @@ after case, whitespace and links are normalised away. The default mix (see the
   library names; papers with arXiv links, releases with GitHub and Hugging Face links,
   policy and product news, jobs, tutorials, complaints) and 8% ``implicit_ai`` ones in the
   jargon of people who train models (loss curves, CUDA out of memory, GPU queues, eval
-  sets, annotation guidelines, tokenizers, sweeps, papers accepted at venues, Kaggle);
-* 14% ``trap`` posts, not AI but holding a word keyword rules catch: people named Ai
+  sets, annotation guidelines, tokenizers, sweeps, papers accepted at venues, Kaggle).
+  ``field_terms_share`` (45%) of each is ``field_terms``: frames (questions, complaints,
+  tutorials, jobs, news, jokes) filled from the labelling vocabulary in ``data/labeling``
+  (jargon, libraries, labs and models, venues, NLP, deep learning, vision, ML and data
+  science terms; other-language terms only in the language their script tells, else in
+  mixed-language frames), and implicit ones pairing words of two ``ml_context_*`` kinds.
+  The lists are read once, on the first run, from ``$SSP_DATA_DIR/labeling`` or the repo's
+  ``data/labeling`` (built-in fallbacks when missing), and kept sorted;
+* 11% ``trap`` posts, not AI but holding a word keyword rules catch: people named Ai
   (Ai Weiwei, Ai Hoshino, Ai Miyazato), a game's enemy AI, Air India's flight codes, "250 ml
   of milk", Mobile Legends' "ML" (Tagalog, Indonesian), Allen Iverson's "AI3", Transformers
   toys, Claude from accounting, Python the snake, Gemini the sign, a llama, a plane's
   copilot, big-company news that is not about AI;
-* 18% ``hard_negative`` posts using big, deep, data, network, language, intelligence,
+* 12% ``hard_negative`` posts using big, deep, data, network, language, intelligence,
   model, learning, training, neural, vision, smart, bot... in their everyday senses;
-* the rest ordinary posts: sports, K-pop, politics, food, weather, travel, jobs, religion,
+* 15% ``news`` posts (also ``hard_negative``): science, health, business and tech that is
+  not AI (new studies, university news, vaccines, earnings, small businesses, startups,
+  gadget reviews, software updates, app outages, cybersecurity, launches, climate reports,
+  "rocket science", "deep state", "big business"), headlines with links, many languages;
+* 8% ``spam`` posts (not AI): free PDF links, ``#np`` plugs, "50% OFF" links, follow trains,
+  crypto pumps, giveaway bots, quotes, horoscopes, one- or two-word exclamations, fancams,
+  lyrics, blessings;
+* the rest (26%) ordinary posts: sports, K-pop, politics, food, weather, travel, jobs, religion,
   Wordle, giveaways and spam, slang and typos, emoji-only (``und``);
 * every kind in many languages: 28% of tweets are not in English (es, ja, pt, id, fr, de,
   tl, hi, ko, tr, it, ar, th, vi, nl, pl, sw and ``und``), with the right ``lang``;
@@ -47,6 +61,8 @@ originals carry a worker bit of their own and cannot collide with them.
 
 from __future__ import annotations
 
+import functools
+import os
 import random
 import re
 import string
@@ -55,8 +71,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
+from ssp.sources import load_ai_keywords
 from ssp.sources import synthetic_vocab as vocab
 
 __all__ = ["DEFAULT_START", "SyntheticTweet", "SyntheticTweets", "synthetic_payloads"]
@@ -94,7 +112,9 @@ class SyntheticTweet:
 
     ``traits`` names what the tweet exercises: ``ai``, ``implicit_ai`` (AI without an
     obvious keyword), ``trap`` (looks like AI, is not), ``non_english``, ``retweet``,
-    ``hard_negative`` (an ambiguous word in its everyday sense), ``extended`` (v1.1
+    ``hard_negative`` (an ambiguous word in its everyday sense), ``news`` (non-AI science,
+    health, business or tech news; also ``hard_negative``), ``spam`` (spam and filler),
+    ``field_terms`` (AI in the labelling vocabulary's terms), ``extended`` (v1.1
     truncated + extended_tweet), ``note_tweet`` (long v2 text),
     ``duplicate``, ``near_duplicate``, and ``v1`` or ``v2`` for the payload shape.
     """
@@ -121,6 +141,10 @@ _KIND_SOURCES: dict[str, tuple[dict[str, tuple[str, ...]], bool, tuple[str, ...]
     "trap": (vocab.TRAP, False, ("trap",)),
     "hard": (vocab.HARD, False, ("hard_negative",)),
     "ordinary": (vocab.ORDINARY, False, ()),
+    "ai_terms": (vocab.FIELD_TERMS, True, ("ai", "field_terms")),
+    "ai_context": (vocab.FIELD_CONTEXT, True, ("ai", "implicit_ai", "field_terms")),
+    "news": (vocab.NEWS_POSTS, False, ("hard_negative", "news")),
+    "spam": (vocab.SPAM, False, ("spam",)),
 }
 # Relative frequency of each non-English language among non-English tweets.
 _LANGUAGE_WEIGHTS = {
@@ -139,7 +163,27 @@ _KIND_LINKS = {
     "trap": ("link_news", "link_video", "link_shop"),
     "hard": ("link_news", "link_video", "link_music"),
     "ordinary": ("link_news", "link_video", "link_music", "link_shop", "link_food"),
+    "ai_terms": ("arxiv", "github", "hf", "blog"),
+    "ai_context": ("arxiv", "github", "blog"),
+    "news": ("link_news", "link_sci", "link_video"),
+    "spam": ("link_spam", "link_music", "link_shop", "link_sc"),
 }
+# Kinds whose texts must keep the labelling vocabulary's terms intact: no typos in them.
+_EXACT_KINDS = frozenset(("ai_terms", "ai_context"))
+_LABELING_DIR_NAME = "labeling"
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+# Scripts that tell a term's language; checked in this order, then kana/kanji (Japanese when
+# Shift JIS can write it), then plain ASCII (English frames). Anything else is "mixed".
+_SCRIPT_LANGS = (
+    ("ko", re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")),
+    ("hi", re.compile(r"[\u0900-\u097f]")),
+    ("ar", re.compile(r"[\u0600-\u06ff]")),
+    ("th", re.compile(r"[\u0e00-\u0e7f]")),
+    ("vi", re.compile(r"[đĐơƠưƯ\u1ea0-\u1ef9]")),
+    ("tr", re.compile(r"[ğĞıİşŞ]")),
+    ("pl", re.compile(r"[ąĄćĆęĘłŁńŃśŚźŹżŻ]")),
+)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 
 
 def _compile(kind: str) -> tuple[dict[str, tuple[_Template, ...]], tuple[str, ...]]:
@@ -166,7 +210,106 @@ _KNOWN_ACCOUNTS = vocab.KNOWN_ACCOUNTS
 _FIRST, _LAST, _NAMES, _LOCATIONS = vocab.FIRST, vocab.LAST, vocab.NAMES, vocab.LOCATIONS
 _GITHUB_ORGS, _GITHUB_REPOS = vocab.GITHUB_ORGS, vocab.GITHUB_REPOS
 _BLOGS, _SLUGS, _NEWS, _FOOD = vocab.BLOGS, vocab.SLUGS, vocab.NEWS, vocab.FOOD
+_SCI_NEWS = vocab.SCI_NEWS
+_SHORTENERS = ("bit.ly", "tinyurl.com", "cutt.ly", "rb.gy", "shorturl.at")
 _AI_FILLERS, _ORDINARY_FILLERS, _FILLER_TAGS = vocab.AI_FILLERS, vocab.ORDINARY_FILLERS, vocab.FILLER_TAGS
+
+
+def _labeling_dir() -> Path:
+    """Where the labelling vocabulary lives: the lookup of ``ssp.labeling.functions.default_keyword_dir``.
+
+    Repeated here because sources must not depend on labelling: ``$SSP_DATA_DIR/labeling`` when
+    that folder exists, otherwise the repo's ``data/labeling``.
+    """
+    data_dir = os.environ.get("SSP_DATA_DIR")
+    if data_dir:
+        candidate = Path(data_dir) / _LABELING_DIR_NAME
+        if candidate.is_dir():
+            return candidate
+    return _REPO_ROOT / "data" / _LABELING_DIR_NAME
+
+
+def _read_terms(folder: Path, name: str) -> list[str]:
+    try:
+        return load_ai_keywords(folder / name)
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def _script_lang(term: str) -> str | None:
+    """The language a term's script tells (``en`` for plain ASCII), or None when it cannot."""
+    for lang, pattern in _SCRIPT_LANGS:
+        if pattern.search(term):
+            return lang
+    if _CJK.search(term):
+        try:
+            term.encode("shift_jis")
+        except UnicodeEncodeError:
+            return None  # simplified Chinese, say: no language of the stream
+        return "ja"
+    return "en" if term.isascii() else None
+
+
+class _FieldVocab(NamedTuple):
+    terms: dict[str, tuple[str, ...]]
+    # language -> ((kind, words), ...), only kinds with words
+    context: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+def _sorted(found: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:
+    return {key: tuple(sorted(words)) for key, words in found.items() if words}
+
+
+def _context_words(folder: Path) -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    by_lang: dict[str, dict[str, set[str]]] = {"en": {}, "ja": {}, "ko": {}}
+    for kind, name in vocab.CONTEXT_LISTS.items():
+        words = _read_terms(folder, name) or list(vocab.FIELD_FALLBACK[kind])
+        for word in words:
+            lang = _script_lang(word)
+            # Acronyms and sizes (GPU, A100, 7B) are written the same in every language.
+            universal = word.isascii() and (word.isupper() or any(ch.isdigit() for ch in word))
+            for target, found in by_lang.items():
+                if lang == target or (universal and target != "en"):
+                    found.setdefault(kind, set()).add(word)
+    context = {}
+    for lang, found in by_lang.items():
+        kinds = tuple(sorted(_sorted(found).items()))
+        context[lang] = kinds if len(kinds) >= 2 else tuple(
+            (kind, vocab.FIELD_FALLBACK[kind]) for kind in vocab.CONTEXT_LISTS)
+    return context
+
+
+@functools.cache
+def _field_vocab() -> _FieldVocab:
+    """The labelling vocabulary as slot values, read once (on the first run) and kept.
+
+    ``t_<list>`` slots get a list's ASCII terms, ``t_<lang>`` the terms of any list whose script
+    tells the language, ``t_mixed`` the rest (other-language terms a script cannot place).
+    """
+    folder = _labeling_dir()
+    found: dict[str, set[str]] = {}
+    lists = [(slot, name) for slot, names in vocab.FIELD_LISTS.items() for name in names]
+    for slot, name in [*lists, ("t_mixed", vocab.OTHER_LANGUAGE_LIST)]:
+        for term in _read_terms(folder, name):
+            lang = _script_lang(term)
+            if lang is None or (lang == "en" and slot == "t_mixed"):
+                key = "t_mixed"
+            else:
+                key = slot if lang == "en" else f"t_{lang}"
+            found.setdefault(key, set()).add(term)
+    terms = _sorted(found)
+    for slot, fallback in vocab.FIELD_FALLBACK.items():
+        if slot.startswith("t_"):
+            terms.setdefault(slot, fallback)
+    for lang in _LANGUAGE_WEIGHTS:
+        # A language the lists hold nothing for gets English terms, as its posts often do.
+        terms.setdefault(f"t_{lang}", terms["t_dl"])
+    return _FieldVocab(terms, _context_words(folder))
+
+
+@functools.cache
+def _all_vocab() -> dict[str, tuple[str, ...]]:
+    return {**_VOCAB, **_field_vocab().terms}
 
 
 def _display_url(url: str) -> str:
@@ -196,9 +339,12 @@ class SyntheticTweets:
         v2_share: float = 0.3,
         *,
         ai_share: float = 0.2,
-        trap_share: float = 0.14,
+        trap_share: float = 0.11,
         implicit_ai_share: float = 0.08,
-        hard_negative_share: float = 0.18,
+        hard_negative_share: float = 0.12,
+        news_share: float = 0.15,
+        spam_share: float = 0.08,
+        field_terms_share: float = 0.45,
         non_english_share: float = 0.28,
         retweet_share: float = 0.15,
         duplicate_share: float = 0.02,
@@ -210,6 +356,7 @@ class SyntheticTweets:
         shares = {
             "v2_share": v2_share, "ai_share": ai_share, "trap_share": trap_share,
             "implicit_ai_share": implicit_ai_share, "hard_negative_share": hard_negative_share,
+            "news_share": news_share, "spam_share": spam_share, "field_terms_share": field_terms_share,
             "non_english_share": non_english_share,
             "retweet_share": retweet_share, "duplicate_share": duplicate_share,
             "near_duplicate_share": near_duplicate_share, "long_share": long_share,
@@ -217,9 +364,9 @@ class SyntheticTweets:
         for name, value in shares.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if ai_share + trap_share + implicit_ai_share + hard_negative_share > 1.0:
-            raise ValueError(
-                "ai_share + trap_share + implicit_ai_share + hard_negative_share must be at most 1")
+        if ai_share + trap_share + implicit_ai_share + hard_negative_share + news_share + spam_share > 1.0:
+            raise ValueError("ai_share + trap_share + implicit_ai_share + hard_negative_share"
+                             " + news_share + spam_share must be at most 1")
         if duplicate_share + near_duplicate_share > 1.0:
             raise ValueError("duplicate_share + near_duplicate_share must be at most 1")
         if start.tzinfo is None:
@@ -230,10 +377,16 @@ class SyntheticTweets:
         self.trap_share = trap_share
         self.implicit_ai_share = implicit_ai_share
         self.hard_negative_share = hard_negative_share
+        self.news_share = news_share
+        self.spam_share = spam_share
+        self.field_terms_share = field_terms_share
         bound = 0.0
         bounds = []
-        for share, kind in ((ai_share, "ai"), (trap_share, "trap"), (implicit_ai_share, "implicit"),
-                            (hard_negative_share, "hard")):
+        field = field_terms_share
+        for share, kind in ((ai_share * (1 - field), "ai"), (ai_share * field, "ai_terms"),
+                            (trap_share, "trap"), (implicit_ai_share * (1 - field), "implicit"),
+                            (implicit_ai_share * field, "ai_context"), (hard_negative_share, "hard"),
+                            (news_share, "news"), (spam_share, "spam")):
             bound += share
             bounds.append((bound, kind))
         self._kind_bounds = tuple(bounds)
@@ -320,6 +473,9 @@ class _Run:
         self.retweets = 0
         self._time_cache: tuple[int, str, time.struct_time] = (-1, "", time.gmtime(0))
         self._trait_cache: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {}
+        self.vocab = _all_vocab()
+        self.context = _field_vocab().context
+        self._context_kind = ""
         self.slots: dict[str, Callable[[dict[str, str]], str]] = {
             "arxiv": lambda urls: self._link(urls, self._arxiv()),
             "github": lambda urls: self._link(
@@ -330,6 +486,14 @@ class _Run:
             "jobs": lambda urls: self._link(urls, f"https://jobs.lever.co/ssp-lab/{self.rng.getrandbits(32):08x}"),
             "link_news": lambda urls: self._link(urls, self._pick(_NEWS) + self._pick(_SLUGS)),
             "link_food": lambda urls: self._link(urls, self._pick(_FOOD) + self._pick(_SLUGS)),
+            "link_sci": lambda urls: self._link(urls, self._pick(_SCI_NEWS) + self._pick(_SLUGS)),
+            "link_spam": lambda urls: self._link(
+                urls, f"https://{self._pick(_SHORTENERS)}/{self._tco()[-7:]}"),
+            "link_sc": lambda urls: self._link(
+                urls, f"https://soundcloud.com/{self._pick(_FIRST)}{self._pick(_LAST)}/{self._tco()[-8:]}"),
+            "cx": lambda _: self._context_word("en"),
+            "cx_ja": lambda _: self._context_word("ja"),
+            "cx_ko": lambda _: self._context_word("ko"),
             "link_music": lambda urls: self._link(
                 urls, f"https://open.spotify.com/album/{self.rng.getrandbits(64):016x}"),
             "link_shop": lambda urls: self._link(
@@ -349,6 +513,16 @@ class _Run:
     # ------------------------------------------------------------------ helpers
     def _pick(self, options: tuple[Any, ...] | list[Any]) -> Any:
         return options[int(self.rng.random() * len(options))]
+
+    def _context_word(self, lang: str) -> str:
+        """A word of an ml_context kind other than the one drawn last, so two slots differ in kind."""
+        kinds = self.context[lang]
+        at = int(self.rng.random() * len(kinds))
+        if kinds[at][0] == self._context_kind:
+            at = (at + 1 + int(self.rng.random() * (len(kinds) - 1))) % len(kinds)
+        kind, words = kinds[at]
+        self._context_kind = kind
+        return self._pick(words)
 
     def _tco(self) -> str:
         bits = self.rng.getrandbits(60)
@@ -404,9 +578,10 @@ class _Run:
             # "lib2" draws from what "lib" draws from, but differs from "lib".
             base = name.rstrip("0123456789")
             maker = slots.get(base)
-            value = maker(urls) if maker else self._pick(_VOCAB[base])
+            options = None if maker else self.vocab[base]
+            value = maker(urls) if maker else self._pick(options)
             while value == values.get(base):
-                value = maker(urls) if maker else self._pick(_VOCAB[base])
+                value = maker(urls) if maker else self._pick(options)
             values[name] = value
         return template.text.format_map(values)
 
@@ -440,7 +615,7 @@ class _Run:
                 text = self._pick(openers) + text
             if rng.random() < 0.3:
                 text += self._pick(vocab.CLOSERS[template.lang])
-            if template.lang in _TYPO_LANGS and rng.random() < 0.15:
+            if template.lang in _TYPO_LANGS and template.kind not in _EXACT_KINDS and rng.random() < 0.15:
                 text = self._typo(text)
         return self._decorate_extras(text, template, urls)
 
@@ -503,7 +678,7 @@ class _Run:
             parts.append(sentence)
             length += len(sentence) + 1
         # Implicit AI stays implicit: no #MachineLearning tacked on.
-        if template.kind == "ai":
+        if template.kind in ("ai", "ai_terms"):
             parts.append(self._pick(_FILLER_TAGS))
         return " ".join(parts)
 

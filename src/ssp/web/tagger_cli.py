@@ -28,7 +28,8 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
     dataset table and label its tweets with the keyboard (a = AI, x = not AI, space = skip, backspace = undo),
     unlabelled ones most informative first. Labels go to the table's `label` column and to the label_history
     table; the app also shows progress and annotator agreement, exports labels (CSV, JSONL, parquet) and imports
-    them from CSV. Set $SSP_TAGGER_SECRET_KEY to keep sessions across restarts. Stop with Ctrl-C.
+    them from CSV. A sign-in lasts WebConfig.tagger_session_hours (12) or until sign-out; a restart signs
+    everyone out. Stop with Ctrl-C.
     """
     import dataclasses
 
@@ -49,7 +50,8 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
     host = host or config.host
     port = config.tagger_port if port is None else port
     try:
-        app = create_app(InfraConfig().database_url, config, al_config, model_url=model_url)
+        app = create_app({"SSP_DATABASE_URL": InfraConfig().database_url, "SSP_WEB": config, "SSP_AL": al_config,
+                          "SSP_MODEL_URL": model_url})
     except (TaggerConfigError, ValueError) as err:
         raise SspError(str(err)) from err
     state = app.extensions[EXTENSION]
