@@ -79,7 +79,7 @@ def start_stack(state: Path):
     except BaseException:
         kafka.stop()
         raise
-    os.environ.update({"SSP_KAFKA_BOOTSTRAP": kafka.bootstrap, "SSP_DATABASE_URL": config.local_database_url,
+    os.environ.update({"SSP_KAFKA_BOOTSTRAP": kafka.bootstrap, "SSP_DATABASE_URL": postgres.database_url,
                        "SSP_STATE_DIR": str(state)})
     return kafka, postgres
 

@@ -47,7 +47,7 @@ def start_postgres(state_dir: Path):
     config = InfraConfig(postgres_port=free_port())
     server = PostgresServer(config, state_dir)
     server.start()
-    return server, config.local_database_url
+    return server, server.database_url
 
 
 def build_table(url: str, n: int, seed: int) -> str:

@@ -128,7 +128,7 @@ def stack(tmp_path_factory):
     else:
         postgres = PostgresServer(config, state_dir)
         postgres.start()
-        os.environ["SSP_DATABASE_URL"] = config.local_database_url
+        os.environ["SSP_DATABASE_URL"] = postgres.database_url  # the apps' role, password from state_dir
     os.environ["SSP_STATE_DIR"] = str(state_dir)
     try:
         yield config

@@ -1,4 +1,5 @@
-"""``ssp al simulate``: the learning-curve experiment, at small sizes, on synthetic tweets and on dataset tables."""
+"""``ssp al simulate``: the learning-curve experiment, at small sizes, on synthetic tweets, a labelled file
+(from scratch and in the tagger's workflow) and on dataset tables."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ from ssp.active.simulate import (
     SimulationData,
     SimulationError,
     SimulationResult,
+    WeakStart,
+    gold_data,
     labels_to_reach,
     simulate,
+    simulation_config,
     synthetic_data,
+    workflow_targets,
 )
+from ssp.evaluation.gold import read_gold
 from test_train import dataset_rows, fresh_version, write_dataset
 
 
@@ -45,11 +51,31 @@ def points(curves: dict[str, list[list[float]]], initial: int = 10, batch: int =
             for strategy, seeds in curves.items() for seed, values in enumerate(seeds) for n, f1 in enumerate(values)]
 
 
-def result(curves: dict[str, list[list[float]]]) -> SimulationResult:
+def result(curves: dict[str, list[list[float]]], initial: int = 10, setting: str = "from_scratch") -> SimulationResult:
     rounds = len(next(iter(curves.values()))[0]) - 1
-    return SimulationResult(points(curves), tuple(curves), rounds=rounds, batch=10,
-                            seeds=len(next(iter(curves.values()))), initial=10, pool_size=100, test_size=50,
-                            seconds=1.0)
+    return SimulationResult(points(curves, initial), tuple(curves), rounds=rounds, batch=10,
+                            seeds=len(next(iter(curves.values()))), initial=initial, pool_size=100, test_size=50,
+                            seconds=1.0, setting=setting)
+
+
+@pytest.fixture(scope="module")
+def gold_path(request) -> Path:
+    """The written dev set (431 posts, 18 languages): conftest's fixture once it is there, else the shared file."""
+    try:
+        return Path(request.getfixturevalue("written_dev_path"))
+    except pytest.FixtureLookupError:
+        from conftest import fixtures_dir
+
+        path = fixtures_dir() / "labelled" / "written_dev.tsv"
+        if not path.exists():
+            pytest.fail(f"fixture file {path} is missing")
+        return path
+
+
+@pytest.fixture(scope="module")
+def gold_pool(gold_path) -> SimulationData:
+    """The written dev set split 80/20, with Snorkel's weak labels on the pool."""
+    return gold_data(gold_path)
 
 
 # ---------------------------------------------------------------- the figures, from hand-made curves
@@ -94,6 +120,97 @@ def test_impossible_sizes_are_named():
 def test_both_pool_sources_at_once_is_refused():
     outcome = CliRunner().invoke(al, ["simulate", "--version", "1", "--synthetic", "100"])
     assert outcome.exit_code == 2 and "give --version or --synthetic, not both" in outcome.output
+    outcome = CliRunner().invoke(al, ["simulate", "--gold", "x.tsv", "--synthetic", "100"])
+    assert outcome.exit_code == 2 and "give --gold or --version or --synthetic, one pool only" in outcome.output
+    outcome = CliRunner().invoke(al, ["simulate", "--synthetic", "100", "--setting", "workflow"])
+    assert outcome.exit_code == 1 and "workflow setting needs Snorkel's weak labels" in outcome.output
+
+
+def test_workflow_figures_report_weak_only_and_about_200_gold_labels():
+    curves = {"least_confidence": [[0.6] + [0.7] * 19 + [0.85] + [0.9] * 5], "random": [[0.6] + [0.65] * 25]}
+    figures = result(curves, initial=0, setting="workflow").figures()
+    assert figures["setting"] == "workflow" and figures["weak_only_f1"] == pytest.approx(0.6)
+    assert figures["gold_labels_at"] == 200 and figures["final_labels"] == 250  # 25 rounds of 10 from 0
+    assert figures["f1_at_gold_labels"] == {"least_confidence": pytest.approx(0.85), "random": pytest.approx(0.65)}
+    assert figures["workflow_goal_met"] is True and figures["uncertainty_labels_over_random"] == pytest.approx(10 / 250)
+    short = result({"least_confidence": [[0.6, 0.7, 0.75]]}, initial=0, setting="workflow").figures()
+    assert short["gold_labels_at"] == 20 and short["workflow_goal_met"] is False  # the measured size nearest 200
+    assert "weak_only_f1" not in result(curves).figures()
+
+
+# ---------------------------------------------------------------- a labelled file as the pool
+def test_gold_data_splits_stratified_disjoint_and_without_ambiguous_rows(gold_path):
+    frame = read_gold(gold_path).frame
+    data = gold_data(gold_path, test_share=0.2, seed=3, weak=False)
+    scored = frame[frame["label"] != -1]
+    assert len(data.pool) + len(data.test_labels) == len(scored) and (frame["label"] == -1).sum() > 0
+    assert data.details["ambiguous_dropped"] == int((frame["label"] == -1).sum())
+    assert set(data.pool.labels) | set(data.test_labels) == {0, 1} and data.pool.snorkel_probs is None
+    pool_rows, test_rows = set(data.pool.ids.tolist()), set(range(len(scored))) - set(data.pool.ids.tolist())
+    assert len(pool_rows) == len(data.pool) and len(test_rows) == len(data.test_labels)
+    positions = scored.reset_index(drop=True)
+    assert sorted(positions.loc[sorted(test_rows), "text"]) == sorted(data.test_texts)  # the rows not in the pool
+    assert list(positions.loc[data.pool.ids, "text"]) == list(data.pool.texts)
+    for kind, count in scored["kind"].value_counts().items():  # every kind keeps its share in the test set
+        assert data.details["test_by_kind"][kind] == round(0.2 * count)
+        assert data.details["pool_by_kind"][kind] + data.details["test_by_kind"][kind] == count
+    assert data.details["test_ai"] == int(data.test_labels.sum()) and data.details["pool_ai"] == int(data.pool.labels.sum())
+    again = gold_data(gold_path, test_share=0.2, seed=3, weak=False)
+    assert list(again.pool.ids) == list(data.pool.ids) and gold_data(gold_path, 0.2, 4, weak=False).pool.ids.tolist() != \
+        data.pool.ids.tolist()
+    with pytest.raises(SimulationError, match="test share must be between 0 and 1"):
+        gold_data(gold_path, test_share=1.0, weak=False)
+
+
+def test_workflow_targets_gold_overrides_weak_for_asked_rows():
+    weak = WeakStart(np.array([0.9, 0.8, np.nan, 0.1, np.nan, 0.3]), no_vote_target=0.1)
+    gold = np.array([1, 0, 1, 1, 0, 0])
+    asked = np.array([False, True, True, True, False, False])
+    rows, targets, weights = workflow_targets(weak, gold, asked)
+    # row 4: no vote, not asked: left out; rows 1-3 asked: gold, whatever Snorkel said (or did not)
+    assert rows.tolist() == [0, 1, 2, 3, 5] and weights is None
+    assert targets.tolist() == pytest.approx([0.9, 0.0, 1.0, 1.0, 0.3])
+    rows, targets, weights = workflow_targets(WeakStart(weak.probs, 0.1, no_vote_weight=0.25), gold, asked)
+    assert rows.tolist() == [0, 1, 2, 3, 4, 5]
+    assert targets.tolist() == pytest.approx([0.9, 0.0, 1.0, 1.0, 0.1, 0.3])
+    assert weights.tolist() == [1.0, 1.0, 1.0, 1.0, 0.25, 1.0]  # an asked row without a vote is gold: weight 1
+    rows, targets, _ = workflow_targets(weak, gold, np.zeros(6, dtype=bool))  # round 0: weak labels only
+    assert rows.tolist() == [0, 1, 3, 5] and targets.tolist() == pytest.approx([0.9, 0.8, 0.1, 0.3])
+
+
+def test_workflow_on_written_posts_gains_from_gold_labels(gold_pool):
+    assert gold_pool.pool.snorkel_probs is not None and 0 < gold_pool.details["weak_coverage"] <= 1
+    # one round that asks for the whole pool: every weak label is overridden by the gold one. (A few dozen
+    # uncertain rows are not enough to assert a gain: on this pool the curve dips before it rises.)
+    size = len(gold_pool.pool)
+    run = simulate(gold_pool, strategies=("least_confidence",), rounds=1, batch=size, seeds=1,
+                   config=simulation_config(epochs=10), setting="workflow")
+    curve = [(p.round, p.labels, p.f1) for p in run.points]
+    assert [c[:2] for c in curve] == [(0, 0), (1, size)] and run.initial == 0
+    assert curve[1][2] >= curve[0][2], curve  # gold labels on top of the weak ones do not make it worse
+    assert run.figures()["weak_only_f1"] == pytest.approx(curve[0][2], abs=1e-4)
+
+
+def test_simulate_with_gold_file_writes_both_settings(gold_path, tmp_path):
+    out = tmp_path / "al"
+    outcome = CliRunner().invoke(al, ["simulate", "--gold", str(gold_path), "--rounds", "1", "--batch", "10",
+                                      "--seeds", "1", "--initial", "10", "--epochs", "3", "--out", str(out),
+                                      "--strategy", "random"])  # one strategy, 4 models: the files are the point
+    assert outcome.exit_code == 0, outcome.output
+    lines = outcome.output.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert lines[-2].startswith("simulated 1 strategies x 1 seeds x 1 rounds on ") and "workflow: final F1" in lines[-2]
+    assert set(figures["settings"]) == {"from_scratch", "workflow"}
+    assert figures["source"] == f"gold file {gold_path.name}" and figures["ambiguous_dropped"] > 0
+    for setting, first_labels in (("from_scratch", 10), ("workflow", 0)):
+        rows = read_curves(out / f"learning_curves_{setting}.csv")
+        assert [(r["strategy"], r["labels"]) for r in rows] == [("random", first_labels), ("random", first_labels + 10)]
+        assert (out / f"learning_curves_{setting}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert figures["settings"][setting]["setting"] == setting
+        assert figures["settings"][setting]["csv"] == str(out / f"learning_curves_{setting}.csv")
+    assert figures["settings"]["workflow"]["gold_labels_at"] == 10 and "weak_only_f1" in figures["settings"]["workflow"]
+    sizes = figures["settings"]["workflow"]
+    assert sizes["pool"] + sizes["test"] == figures["posts"] - figures["ambiguous_dropped"] and sizes["initial"] == 0
 
 
 # ---------------------------------------------------------------- the experiment, for real, small

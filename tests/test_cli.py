@@ -86,7 +86,7 @@ def test_infra_up_status_down_is_idempotent(tmp_path):
         assert second.returncode == 0 and "already running" in second.stderr
         status = json.loads(_ssp(*gin, "infra", "status", "--json", env=env).stdout)
         assert status["kafka_bootstrap"] == f"127.0.0.1:{ports[0]}"
-        assert status["database_url"] == f"postgresql://ssp@127.0.0.1:{ports[2]}/sparkstreamingdb"
+        assert status["database_url"] == f"postgresql://ssp_app:***@127.0.0.1:{ports[2]}/sparkstreamingdb"
         assert status["kafka"]["running"] and status["postgres"]["running"]
     finally:
         down = _ssp(*gin, "infra", "down", env=env)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import gin
 
@@ -34,6 +35,32 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SSP_CACHE_DIR") or Path.home() / ".cache" / "ssp")
 
 
+# The local PostgreSQL's generated passwords, one file per role (mode 0600), beside its data folder.
+POSTGRES_SUPERUSER_PASSWORD_FILE = "superuser.password"
+POSTGRES_APP_PASSWORD_FILE = "app.password"
+
+
+def postgres_password_path(state_dir: Path, filename: str) -> Path:
+    """``state_dir/postgres/<filename>``: where the local server keeps one role's generated password."""
+    return state_dir / "postgres" / filename
+
+
+def read_password_file(path: Path) -> str | None:
+    """The password in ``path`` (one line), or None when the file does not exist yet."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
+def postgres_url(user: str, password: str | None, host: str, port: int, database: str) -> str:
+    """A ``postgresql://`` URL; user and password are percent-encoded so any character is safe."""
+    credentials = quote(user, safe="")
+    if password is not None:
+        credentials += ":" + quote(password, safe="")
+    return f"postgresql://{credentials}@{host}:{port}/{quote(database, safe='')}"
+
+
 @gin.configurable
 @dataclass
 class InfraConfig:
@@ -47,7 +74,9 @@ class InfraConfig:
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 5432
     postgres_db: str = "sparkstreamingdb"
-    postgres_user: str = "ssp"
+    # the apps' role: no superuser rights, owns the database. The superuser is for ``ssp infra`` only.
+    postgres_user: str = "ssp_app"
+    postgres_superuser: str = "ssp"
     spark_master: str = "local[*]"
     spark_version: str = "4.0.0"
     spark_kafka_clients_version: str = "3.9.0"
@@ -66,10 +95,14 @@ class InfraConfig:
 
     @property
     def local_database_url(self) -> str:
-        return (
-            f"postgresql://{self.postgres_user}@{self.postgres_host}:{self.postgres_port}/"
-            f"{self.postgres_db}"
-        )
+        """The local server as the apps' role, with its password from the default state folder."""
+        return self.local_database_url_in(default_state_dir())
+
+    def local_database_url_in(self, state_dir: Path) -> str:
+        """The local server whose files are in ``state_dir``, as the apps' role. Without a password
+        when the server was never started there (connecting then fails, asking for one)."""
+        password = read_password_file(postgres_password_path(state_dir, POSTGRES_APP_PASSWORD_FILE))
+        return postgres_url(self.postgres_user, password, self.postgres_host, self.postgres_port, self.postgres_db)
 
     @property
     def database_url(self) -> str:
@@ -173,6 +206,10 @@ class TrainConfig:
     ngram_max: int = 5
     ngram_embedding_dim: int = 16  # pooled then read by one dense unit, so a small size learns as well
     max_ngrams: int = 512  # n-grams kept per text
+    # one 0/1 feature per keyword list of the labelling functions (the field's vocabulary, traps,
+    # everyday topics), computed inside the SavedModel; its weights are learnt like the rest
+    lexicon_features: bool = True
+    lexicon_dir: str = ""  # default: the labelling functions' folder ($SSP_DATA_DIR/labeling, else data/labeling)
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 0.003
@@ -232,6 +269,8 @@ class WebConfig:
     chart_max_minutes: int = 240
     # a rendered chart is reused for this long, so repeated requests do not render again
     chart_cache_seconds: float = 5.0
+    # a tagger sign-in lasts this long (the server ends the session then, and at sign-out)
+    tagger_session_hours: float = 12.0
 
 
 @gin.configurable

@@ -12,11 +12,16 @@ from pathlib import Path
 import click
 
 from ssp.active.simulate import (
-    CSV_FILE,
-    PNG_FILE,
+    FROM_SCRATCH,
+    SETTINGS,
     UNCERTAINTY,
+    WORKFLOW,
+    SimulationData,
     SimulationError,
     dataset_data,
+    default_weak_start,
+    gold_data,
+    output_names,
     plot_learning_curves,
     simulate,
     simulation_config,
@@ -87,13 +92,64 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
     summary(result.line())
 
 
+SETTING_CHOICES = (*SETTINGS, "both")
+
+
+def _settings_to_run(setting: str | None, gold: str | None) -> tuple[str, ...]:
+    """The settings a run simulates: --setting, else ActiveLearningConfig.simulate_gold_setting with --gold,
+    else from scratch (the synthetic pool has no weak labels; a dataset version keeps today's experiment)."""
+    if setting is None:
+        setting = ActiveLearningConfig().simulate_gold_setting if gold is not None else FROM_SCRATCH
+    if setting not in SETTING_CHOICES:
+        raise click.UsageError(f"setting {setting!r} is unknown: expected one of {', '.join(SETTING_CHOICES)}")
+    return SETTINGS if setting == "both" else (setting,)
+
+
+def _simulation_data(gold: str | None, payloads: str | None, test_share: float | None, synthetic: int | None,
+                     version: int | None, train_config: TrainConfig) -> SimulationData:
+    settings = ActiveLearningConfig()
+    if gold is not None:
+        from ssp.evaluation.gold import GoldFileError
+
+        try:
+            return gold_data(gold, settings.simulate_test_share if test_share is None else test_share,
+                             payloads=payloads, background=settings.simulate_weak_background)
+        except GoldFileError as err:
+            raise SimulationError(str(err)) from err
+    if synthetic is not None:
+        return synthetic_data(synthetic)
+    return dataset_data(InfraConfig().database_url, train_config.version if version is None else version)
+
+
+def _setting_line(setting: str, figures: dict) -> str:
+    finals = ", ".join(f"{s} {f:.3f}" for s, f in figures["final_f1"].items())
+    ratio = figures["uncertainty_labels_over_random"]
+    reach = ("never reached random's final F1" if ratio is None and figures["random_final_f1"] is not None
+             else "no ratio" if ratio is None else f"{ratio:.2f} x random's labels to reach its final F1")
+    line = f"{setting}: final F1 {finals} at {figures['final_labels']} labels; {UNCERTAINTY}: {reach}"
+    if setting == WORKFLOW:
+        line += f"; weak labels alone F1 {figures['weak_only_f1']:.3f}"
+    return line
+
+
 @al.command("simulate")
 @click.option("--version", "version", type=click.IntRange(min=0), default=None,
               help="Pool: the gold-labelled rows of train_dataset_<version>, tested on test_dataset_<version>'s "
-                   "(default: TrainConfig.version, unless --synthetic).")
+                   "(default: TrainConfig.version, unless --synthetic or --gold).")
 @click.option("--synthetic", type=click.IntRange(min=20), default=None, metavar="N",
               help="Pool: N synthetic tweets (deduplicated, a quarter kept as the test set), the generator's "
                    "truth as the annotator; needs no database.")
+@click.option("--gold", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Pool: a labelled file (TSV, CSV or JSONL, as ssp evaluate reads), split stratified by label "
+                   "and kind into a pool and a fixed test set, ambiguous rows dropped; needs no database.")
+@click.option("--payloads", type=click.Path(dir_okay=False, exists=True), default=None, metavar="JSONL",
+              help="With --gold: raw payloads joined to the file's rows by id, for rows without text.")
+@click.option("--setting", type=click.Choice(SETTING_CHOICES), default=None,
+              help="from_scratch: gold labels only; workflow: Snorkel's weak labels on the pool, each asked row's "
+                   "gold label overriding its weak one, from 0 gold labels; both (default with --gold: "
+                   "ActiveLearningConfig.simulate_gold_setting; otherwise from_scratch).")
+@click.option("--test-share", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=None,
+              help="With --gold: the share kept as the test set (default: ActiveLearningConfig.simulate_test_share).")
 @click.option("--rounds", type=click.IntRange(min=1), default=None,
               help="Rounds of asking (default: ActiveLearningConfig.simulate_rounds).")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
@@ -101,7 +157,7 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="Repetitions with different initial labels (default: ActiveLearningConfig.simulate_seeds).")
 @click.option("--initial", type=click.IntRange(min=1), default=None,
-              help="Random labels to start from, the same for every strategy of a seed "
+              help="Random labels to start from, the same for every strategy of a seed; from_scratch only "
                    "(default: ActiveLearningConfig.simulate_initial).")
 @click.option("--strategy", "strategies", multiple=True, default=("least_confidence", "random"), show_default=True,
               type=click.Choice(STRATEGIES),
@@ -110,18 +166,22 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
               help="Training epochs per round, no early stopping; the architecture comes from TrainConfig "
                    "(default: ActiveLearningConfig.simulate_epochs).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for learning_curves.csv and learning_curves.png (default: $SSP_STATE_DIR/active_learning).")
-def simulate_command(version: int | None, synthetic: int | None, rounds: int | None, batch: int | None,
+              help="Folder for learning_curves.csv and learning_curves.png (default: $SSP_STATE_DIR/active_learning); "
+                   "with two settings, learning_curves_<setting>.csv/.png.")
+def simulate_command(version: int | None, synthetic: int | None, gold: str | None, payloads: str | None,
+                     setting: str | None, test_share: float | None, rounds: int | None, batch: int | None,
                      seeds: int | None, initial: int | None, strategies: tuple[str, ...], epochs: int | None,
                      out_dir: str | None) -> None:
     """The learning-curve experiment: uncertainty sampling against random sampling, a labelled pool as the annotator.
 
-    Each round trains the classifier on the labelled rows, lets each strategy pick --batch more
-    from the pool, and measures F1 (AI) on a fixed gold test set. Writes learning_curves.csv
-    (strategy, seed, round, labels, f1) and learning_curves.png (mean F1 with a band of one
-    standard deviation over seeds, against the number of labels). The last line printed is one JSON
-    object; uncertainty_labels_over_random is the labels least_confidence's mean curve needs to
-    reach random's final mean F1, over random's final label count (null if it never does).
+    Each round trains the classifier on the labelled rows (workflow: on the pool's weak labels,
+    the labelled rows' gold labels overriding them), lets each strategy pick --batch more from the
+    pool, and measures F1 (AI) on a fixed gold test set. Writes learning_curves.csv (strategy,
+    seed, round, labels, f1) and learning_curves.png (mean F1 with a band of one standard deviation
+    over seeds, against the number of labels). The last line printed is one JSON object;
+    uncertainty_labels_over_random is the labels least_confidence's mean curve needs to reach
+    random's final mean F1, over random's final label count (null if it never does). With both
+    settings, the object holds one such object per setting under "settings".
     """
     _quiet_tensorflow()
     from sqlalchemy.exc import SQLAlchemyError
@@ -130,6 +190,11 @@ def simulate_command(version: int | None, synthetic: int | None, rounds: int | N
 
     if version is not None and synthetic is not None:
         raise click.UsageError("give --version or --synthetic, not both")
+    if gold is not None and (version is not None or synthetic is not None):
+        raise click.UsageError("give --gold or --version or --synthetic, one pool only")
+    if gold is None and (payloads is not None or test_share is not None):
+        raise click.UsageError("--payloads and --test-share go with --gold")
+    to_run = _settings_to_run(setting, gold)
     settings = ActiveLearningConfig()
     rounds = settings.simulate_rounds if rounds is None else rounds
     batch = settings.simulate_batch if batch is None else batch
@@ -140,30 +205,33 @@ def simulate_command(version: int | None, synthetic: int | None, rounds: int | N
     train_config = TrainConfig()
     config = simulation_config(train_config, epochs)
     start = time.monotonic()
+    results = {}
     try:
-        if synthetic is not None:
-            data = synthetic_data(synthetic)
-        else:
-            data = dataset_data(InfraConfig().database_url, train_config.version if version is None else version)
+        data = _simulation_data(gold, payloads, test_share, synthetic, version, train_config)
+        weak = default_weak_start(data, settings.simulate_no_vote_weight) if WORKFLOW in to_run else None
         out.mkdir(parents=True, exist_ok=True)
-        with progress_bar(f"simulating on {data.source}", trainings(strategies, rounds, seeds)) as advance:
-            result = simulate(data, strategies, rounds=rounds, batch=batch, seeds=seeds, initial=initial,
-                              config=config, on_round=lambda *_: advance())
+        total = len(to_run) * trainings(strategies, rounds, seeds)
+        with progress_bar(f"simulating {' and '.join(to_run)} on {data.source}", total) as advance:
+            for name in to_run:
+                results[name] = simulate(data, strategies, rounds=rounds, batch=batch, seeds=seeds, initial=initial,
+                                         config=config, on_round=lambda *_: advance(), setting=name, weak=weak)
     except (SimulationError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
     except SQLAlchemyError as err:
         raise _database_error(err, "read the dataset tables") from err
-    write_csv(result, out / CSV_FILE)
-    plot_learning_curves(result, out / PNG_FILE,
-                         f"Learning curves on {data.source}: {result.seeds} seed(s), {result.batch} labels a round")
-    figures = {**result.figures(), "source": data.source, **data.details,
-               "csv": str(out / CSV_FILE), "png": str(out / PNG_FILE), "seconds": round(time.monotonic() - start, 1)}
-    finals = ", ".join(f"{s} {f:.3f}" for s, f in figures["final_f1"].items())
-    ratio = figures["uncertainty_labels_over_random"]
-    reach = ("never reached random's final F1" if ratio is None and figures["random_final_f1"] is not None
-             else "no ratio" if ratio is None else f"{ratio:.2f} x random's labels to reach its final F1")
-    summary(f"simulated {len(result.strategies)} strategies x {result.seeds} seeds x {result.rounds} rounds on "
-            f"{result.pool_size} pool / {result.test_size} test tweets in {figures['seconds']:.1f} s: final F1 "
-            f"{finals} at {figures['final_labels']} labels; {UNCERTAINTY}: {reach}; wrote {out / CSV_FILE}")
+    per_setting, lines = {}, []
+    for name, result in results.items():
+        csv_name, png_name = output_names(name, both=len(results) > 1)
+        write_csv(result, out / csv_name)
+        plot_learning_curves(result, out / png_name, f"{name.replace('_', ' ')} on {data.source}: {result.seeds} "
+                                                     f"seed(s), {result.batch} labels a round")
+        per_setting[name] = {**result.figures(), "csv": str(out / csv_name), "png": str(out / png_name)}
+        lines.append(_setting_line(name, per_setting[name]))
+    seconds = round(time.monotonic() - start, 1)
+    first = next(iter(results.values()))
+    figures = ({**per_setting[to_run[0]]} if len(results) == 1 else {"settings": per_setting})
+    figures.update(source=data.source, **data.details, seconds=seconds)
+    summary(f"simulated {len(first.strategies)} strategies x {first.seeds} seeds x {first.rounds} rounds on "
+            f"{first.pool_size} pool / {first.test_size} test tweets in {seconds:.1f} s: {'; '.join(lines)}; "
+            f"wrote {out / output_names(to_run[0], len(results) > 1)[0]}")
     click.echo(json.dumps(figures))
-

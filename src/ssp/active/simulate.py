@@ -20,6 +20,20 @@ kinds (traps that mention "AI" and are not about it, AI tweets without an AI key
 languages), which random sampling meets late. The pool is the generator's own mix,
 deduplicated as ``ssp dataset prepare`` would; how many traps and keyword-less AI tweets it
 holds is reported with the figures.
+
+A labelled file (``ssp al simulate --gold FILE``, read by :func:`ssp.evaluation.gold.read_gold`)
+is the realistic pool: its definite rows are split, stratified by label and kind, into a pool and
+a fixed test set (:func:`gold_data`), and Snorkel's weak labels are computed on the pool, the label
+model fitted on the pool itself as ``ssp label`` fits on unlabelled rows. Two settings:
+
+* ``from_scratch``: the classifier learns from the gold labels asked for so far, nothing else
+  (the experiment above);
+* ``workflow``: the tagger's real workflow. The classifier trains on every pool row's weak label
+  (``slabel_prob``, a soft target, where a labelling function voted), and every row a strategy has
+  asked for so far carries its gold label instead (:func:`workflow_targets`). Round 0 is the model
+  of weak labels alone (0 gold labels); the strategies pick by that model's scores, as the tagger
+  does. Rows no function voted on are left out, or, with ``WeakStart.no_vote_weight`` > 0, are
+  weak negatives with target ``LabelConfig.ai_prior`` (``TrainConfig.no_vote_weight``'s rule).
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from ssp.active.strategies import STRATEGIES, order
-from ssp.config import TrainConfig
+from ssp.config import LabelConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +68,14 @@ SIM_EPOCHS = 40
 SIM_BATCH_SIZE = 16
 SYNTHETIC_TEST_SHARE = 0.25
 SYNTHETIC_SEED = 42
+FROM_SCRATCH = "from_scratch"
+WORKFLOW = "workflow"
+SETTINGS = (FROM_SCRATCH, WORKFLOW)
+# the tagger's workflow is judged at this many gold labels on top of the weak ones
+WORKFLOW_LABELS = 200
+WORKFLOW_GOAL_F1 = 0.8
+GOLD_TEST_SHARE = 0.2
+GOLD_SEED = 42
 
 RoundCallback = Callable[[str, int, int, float], None]
 
@@ -126,6 +148,114 @@ def synthetic_data(n: int, seed: int = SYNTHETIC_SEED, test_share: float = SYNTH
     )
 
 
+def _stratified_test_rows(strata: Sequence[tuple], test_share: float, seed: int) -> np.ndarray:
+    """A boolean mask choosing ``test_share`` of each stratum (rounded, at least one row of a stratum
+    of two or more, never all of it) for the test set.
+
+    >>> mask = _stratified_test_rows([(1, "a")] * 10 + [(0, "b")] * 5 + [(0, "c")], 0.2, seed=1)
+    >>> int(mask[:10].sum()), int(mask[10:15].sum()), int(mask[15:].sum())
+    (2, 1, 0)
+    """
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(strata), dtype=bool)
+    groups: dict[tuple, list[int]] = {}
+    for row, stratum in enumerate(strata):
+        groups.setdefault(stratum, []).append(row)
+    for stratum in sorted(groups, key=repr):
+        rows = np.asarray(groups[stratum])
+        take = int(round(test_share * len(rows)))
+        if len(rows) >= 2:
+            take = min(max(take, 1), len(rows) - 1)
+        else:
+            take = 0
+        is_test[rng.permutation(rows)[:take]] = True
+    return is_test
+
+
+def _counts(values: Sequence) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for value in values:
+        found[str(value)] = found.get(str(value), 0) + 1
+    return dict(sorted(found.items()))
+
+
+def pool_weak_labels(frame, config: LabelConfig | None = None, background: int = 0,
+                     seed: int = SYNTHETIC_SEED) -> np.ndarray:
+    """Snorkel's P(AI) for each row of ``frame`` (NaN where no labelling function voted), the label
+    model fitted on ``frame``'s rows plus ``background`` synthetic tweets."""
+    import pandas as pd
+
+    from ssp.labeling.pipeline import LF_INPUT_COLUMNS
+    from ssp.labeling.weak import label_frame
+
+    fit_on = None
+    if background > 0:
+        from ssp.sources.synthetic import synthetic_payloads
+        from ssp.tweets import parse_tweet
+
+        tweets = [parse_tweet(p) for p in synthetic_payloads(background, seed)]
+        fit_on = pd.DataFrame([{"id": str(t.id), "text": t.text, "urls": list(t.urls), "hashtags": list(t.hashtags),
+                                "lang": t.lang, "user_screen_name": t.user_screen_name, "is_retweet": t.is_retweet}
+                               for t in tweets], columns=list(LF_INPUT_COLUMNS))
+    rows = frame[list(LF_INPUT_COLUMNS)].reset_index(drop=True)
+    return label_frame(rows, config or LabelConfig(), fit_on=fit_on).probs.astype("float64")
+
+
+def _weak_quality(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """How Snorkel's labels on the pool compare with the gold ones (no vote counts as "not AI")."""
+    from ssp.labeling.metrics import binary_metrics
+
+    voted = ~np.isnan(probs)
+    predicted = np.where(voted, (np.nan_to_num(probs) > 0.5).astype(int), 0)
+    metrics = binary_metrics(labels, predicted)
+    return {"weak_coverage": round(float(voted.mean()), 4), "weak_f1": round(float(metrics["f1"]), 4),
+            "weak_accuracy_voted": round(float((predicted[voted] == labels[voted]).mean()), 4) if voted.any() else None}
+
+
+def gold_data(path: str | Path, test_share: float = GOLD_TEST_SHARE, seed: int = GOLD_SEED,
+              payloads: str | Path | None = None, weak: bool = True, background: int = 0,
+              label_config: LabelConfig | None = None) -> SimulationData:
+    """A labelled file's definite rows split into a pool and a fixed test set, stratified by label and kind.
+
+    Ambiguous rows (label -1) are dropped. With ``weak``, the pool carries Snorkel's P(AI)
+    (:func:`pool_weak_labels`) for the workflow setting and the disagreement strategy.
+    """
+    from ssp.evaluation.gold import read_gold
+
+    if not 0 < test_share < 1:
+        raise SimulationError(f"test share must be between 0 and 1, got {test_share}")
+    gold = read_gold(path, payloads)
+    frame = gold.scored.reset_index(drop=True)
+    kinds = frame["kind"].fillna("").astype(str).to_numpy()
+    labels = frame["label"].to_numpy(dtype="int64")
+    is_test = _stratified_test_rows(list(zip(labels.tolist(), kinds.tolist(), strict=True)), test_share, seed)
+    for name, rows in (("pool", ~is_test), ("test set", is_test)):
+        if len(set(labels[rows].tolist())) < 2:
+            raise SimulationError(f"{gold.path}: the {name} needs both AI (1) and not-AI (0) posts; the file has "
+                                  f"{int((labels == 1).sum())} AI and {int((labels == 0).sum())} not-AI definite posts")
+    pool_frame = frame[~is_test].reset_index(drop=True)
+    probs = pool_weak_labels(pool_frame, label_config, background) if weak else None
+    pool_labels = labels[~is_test]
+    details = {
+        "gold_file": str(gold.path), "posts": len(gold.frame), "ambiguous_dropped": len(gold.frame) - len(frame),
+        "test_share": test_share, "split_seed": seed,
+        "pool_ai": int(pool_labels.sum()), "test_ai": int(labels[is_test].sum()),
+        "pool_by_kind": _counts(kinds[~is_test]), "test_by_kind": _counts(kinds[is_test]),
+        "languages": int(frame["lang"].nunique()),
+    }
+    if probs is not None:
+        details.update(weak_background=background, **_weak_quality(probs, pool_labels))
+    return SimulationData(
+        # the file's ids are strings; the row's place in the file is the integer id the strategies hash
+        pool=Pool(np.flatnonzero(~is_test).astype("int64"), frame["text"].to_numpy(dtype=object)[~is_test],
+                  pool_labels, probs),
+        test_texts=frame["text"].to_numpy(dtype=object)[is_test],
+        test_labels=labels[is_test],
+        source=f"gold file {gold.path.name}",
+        details=details,
+    )
+
+
 def dataset_data(database_url: str, version: int) -> SimulationData:
     """The gold-labelled rows of ``train_dataset_<version>`` as the pool, those of ``test_dataset_<version>`` as the test set."""
     from ssp.model.train import load_training_data
@@ -185,6 +315,7 @@ class SimulationResult:
     pool_size: int
     test_size: int
     seconds: float
+    setting: str = FROM_SCRATCH
 
     def mean_curve(self, strategy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Labels, mean F1 and its standard deviation over seeds, per round."""
@@ -230,8 +361,30 @@ class SimulationResult:
                 figures["goal_met"] = ratio <= GOAL_RATIO
         else:
             figures["note"] = f"the ratio needs both {UNCERTAINTY} and {CONTROL} among the strategies"
-        figures.update(rounds=self.rounds, batch=self.batch, seeds=self.seeds, initial=self.initial,
-                       pool=self.pool_size, test=self.test_size, seconds=round(self.seconds, 1))
+        if self.setting == WORKFLOW:
+            figures.update(self._workflow_figures())
+        figures.update(setting=self.setting, rounds=self.rounds, batch=self.batch, seeds=self.seeds,
+                       initial=self.initial, pool=self.pool_size, test=self.test_size, seconds=round(self.seconds, 1))
+        return figures
+
+    def _workflow_figures(self) -> dict:
+        """F1 of the weak labels alone (round 0) and, per strategy, at the measured size nearest
+        :data:`WORKFLOW_LABELS` gold labels."""
+        labels = self.mean_curve(self.strategies[0])[0]
+        at = int(labels[int(np.argmin(np.abs(labels - WORKFLOW_LABELS)))])
+        f1_at = {}
+        for strategy in self.strategies:
+            counts, means, _ = self.mean_curve(strategy)
+            f1_at[strategy] = round(float(means[list(counts).index(at)]), 4)
+        figures = {
+            "weak_only_f1": round(float(self.mean_curve(self.strategies[0])[1][0]), 4),
+            "gold_labels_at": at,
+            "f1_at_gold_labels": f1_at,
+            "workflow_goal": f"{UNCERTAINTY} F1 at ~{WORKFLOW_LABELS} gold labels >= {WORKFLOW_GOAL_F1}",
+            "workflow_goal_met": None,
+        }
+        if UNCERTAINTY in f1_at:
+            figures["workflow_goal_met"] = f1_at[UNCERTAINTY] >= WORKFLOW_GOAL_F1
         return figures
 
 
@@ -250,10 +403,52 @@ def labels_to_reach(labels: Sequence[int], f1_means: Sequence[float], target: fl
     return None
 
 
+@dataclass(frozen=True)
+class WeakStart:
+    """The workflow setting's weak labels: P(AI) per pool row (NaN where no labelling function voted),
+    and what rows without a vote train as (left out when ``no_vote_weight`` is 0)."""
+
+    probs: np.ndarray
+    no_vote_target: float = 0.1
+    no_vote_weight: float = 0.0
+
+
+def workflow_targets(weak: WeakStart, gold_labels: np.ndarray,
+                     asked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The training rows, targets and sample weights (None: all 1) of one workflow round.
+
+    A row asked for carries its gold label, whatever Snorkel said; any other row its weak
+    P(AI) where a function voted, else (with ``no_vote_weight``) ``no_vote_target``, else it is left out.
+
+    >>> weak = WeakStart(np.array([0.875, np.nan, 0.25, np.nan]))
+    >>> rows, targets, weights = workflow_targets(weak, np.array([1, 1, 0, 0]), np.array([False, True, True, False]))
+    >>> rows.tolist(), targets.tolist(), weights
+    ([0, 1, 2], [0.875, 1.0, 0.0], None)
+    >>> negatives = WeakStart(weak.probs, no_vote_target=0.1, no_vote_weight=0.5)
+    >>> rows, targets, weights = workflow_targets(negatives, np.array([1, 1, 0, 0]), np.zeros(4, dtype=bool))
+    >>> rows.tolist(), targets.tolist(), weights.tolist()
+    ([0, 1, 2, 3], [0.875, 0.1, 0.25, 0.1], [1.0, 0.5, 1.0, 0.5])
+    """
+    probs = np.asarray(weak.probs, dtype="float64")
+    asked = np.asarray(asked, dtype=bool)
+    voted = ~np.isnan(probs)
+    no_vote = ~asked & ~voted
+    targets = np.where(asked, np.asarray(gold_labels, dtype="float64"),
+                       np.where(voted, probs, weak.no_vote_target))
+    keep = asked | voted | (no_vote if weak.no_vote_weight > 0 else np.zeros_like(no_vote))
+    rows = np.flatnonzero(keep)
+    weights = None
+    if weak.no_vote_weight > 0:
+        weights = np.where(no_vote, float(weak.no_vote_weight), 1.0)[rows]
+    return rows, targets[rows], weights
+
+
 def _check_sizes(data: SimulationData, strategies: Sequence[str], rounds: int, batch: int, seeds: int,
-                 initial: int) -> None:
+                 initial: int, setting: str) -> None:
+    if setting not in SETTINGS:
+        raise SimulationError(f"setting {setting!r} is unknown: expected one of {', '.join(SETTINGS)}")
     for name, value, least in (("rounds", rounds, 1), ("batch", batch, 1), ("seeds", seeds, 1),
-                               ("initial", initial, 1)):
+                               ("initial", initial, 1 if setting == FROM_SCRATCH else 0)):
         if value < least:
             raise SimulationError(f"--{name} must be at least {least}, got {value}")
     if not strategies:
@@ -273,44 +468,75 @@ def _check_sizes(data: SimulationData, strategies: Sequence[str], rounds: int, b
         raise SimulationError(f"{data.source} gives no gold test labels")
 
 
-def _fit(texts: np.ndarray, labels: np.ndarray, config: TrainConfig):
+def _fit(texts: np.ndarray, labels: np.ndarray, config: TrainConfig, weights: np.ndarray | None = None):
     from ssp.model.train import train_classifier
 
     targets = labels.astype("float32")
     # No rows to spare for a dev set: the labelled rows double as one, so the epoch kept is the one that
     # fits them best (patience = epochs, so training never stops early).
-    return train_classifier(list(texts), targets, list(texts), targets, config)
+    return train_classifier(list(texts), targets, list(texts), targets, config, sample_weight=weights)
+
+
+def _round_model(pool: Pool, asked: np.ndarray, config: TrainConfig, weak: WeakStart | None):
+    """The classifier of one round: on the asked rows' gold labels alone, or (workflow) on weak labels with them."""
+    if weak is None:
+        return _fit(pool.texts[asked], pool.labels[asked], config)
+    rows, targets, weights = workflow_targets(weak, pool.labels, asked)
+    return _fit(pool.texts[rows], targets, config, weights)
+
+
+def default_weak_start(data: SimulationData, no_vote_weight: float = 0.0,
+                       label_config: LabelConfig | None = None) -> WeakStart:
+    """The pool's Snorkel labels as the workflow setting's start; rows without a vote are weak negatives
+    with ``LabelConfig.ai_prior`` as target when ``no_vote_weight`` > 0."""
+    if data.pool.snorkel_probs is None:
+        raise SimulationError(f"the workflow setting needs Snorkel's weak labels on the pool, which {data.source} "
+                              "does not have (use --gold or --version)")
+    prior = (label_config or LabelConfig()).ai_prior
+    return WeakStart(np.asarray(data.pool.snorkel_probs, dtype="float64"), prior, no_vote_weight)
 
 
 def simulate(data: SimulationData, strategies: Sequence[str] = DEFAULT_STRATEGIES, rounds: int = 10,
              batch: int = 20, seeds: int = 3, initial: int = 20, config: TrainConfig | None = None,
-             on_round: RoundCallback | None = None) -> SimulationResult:
-    """Run every strategy for ``rounds`` rounds of ``batch`` labels from ``initial`` random ones, for ``seeds`` seeds.
+             on_round: RoundCallback | None = None, setting: str = FROM_SCRATCH,
+             weak: WeakStart | None = None) -> SimulationResult:
+    """Run every strategy for ``rounds`` rounds of ``batch`` labels, for ``seeds`` seeds.
 
-    Seed ``s`` fixes the initial labels (shared by all strategies, so round 0 is one model),
-    the random strategy's order and the classifier's initialisation. ``on_round`` is called
-    after each trained model with (strategy, seed, round, F1); round 0 reports strategy ``"initial"``.
+    ``from_scratch`` starts from ``initial`` random gold labels and trains on the gold labels
+    alone; ``workflow`` starts from 0 gold labels, the model trained on ``weak`` (default: the
+    pool's Snorkel labels, see :func:`default_weak_start`), and each round's gold labels override
+    the weak ones (``initial`` is not used). Seed ``s`` fixes the initial labels (shared by all
+    strategies, so round 0 is one model), the random strategy's order and the classifier's
+    initialisation. ``on_round`` is called after each trained model with (strategy, seed, round,
+    F1); round 0 reports strategy ``"initial"``.
     """
     from ssp.model.train import evaluate, predict_proba
 
     strategies = tuple(dict.fromkeys(strategies))
-    _check_sizes(data, strategies, rounds, batch, seeds, initial)
+    if setting == WORKFLOW:
+        initial = 0
+    _check_sizes(data, strategies, rounds, batch, seeds, initial, setting)
+    if setting == WORKFLOW and weak is None:
+        weak = default_weak_start(data)
+    weak = weak if setting == WORKFLOW else None
+    if weak is not None and len(weak.probs) != len(data.pool):
+        raise SimulationError(f"the weak labels hold {len(weak.probs)} values for {len(data.pool)} pool tweets")
     config = config if config is not None else simulation_config()
     pool, start = data.pool, time.monotonic()
     test_texts, test_labels = list(data.test_texts), data.test_labels
+    needs_probs = any(s != CONTROL for s in strategies)
     points: list[CurvePoint] = []
     for seed in range(seeds):
         seed_config = dataclasses.replace(config, seed=config.seed + seed)
-        first = np.random.default_rng(seed).choice(len(pool), size=initial, replace=False)
-        model = _fit(pool.texts[first], pool.labels[first], seed_config)
+        first = np.zeros(len(pool), dtype=bool)
+        first[np.random.default_rng(seed).choice(len(pool), size=initial, replace=False)] = True
+        model = _round_model(pool, first, seed_config, weak)
         initial_f1 = float(evaluate(model, test_texts, test_labels)["f1"])
-        needs_probs = any(s != CONTROL for s in strategies)
         initial_probs = predict_proba(model, list(pool.texts)) if needs_probs else None
         if on_round:
             on_round("initial", seed, 0, initial_f1)
         for strategy in strategies:
-            labelled = np.zeros(len(pool), dtype=bool)
-            labelled[first] = True
+            labelled = first.copy()
             probs = initial_probs
             points.append(CurvePoint(strategy, seed, 0, initial, initial_f1))
             for round_number in range(1, rounds + 1):
@@ -319,22 +545,33 @@ def simulate(data: SimulationData, strategies: Sequence[str] = DEFAULT_STRATEGIE
                                pool.snorkel_probs[candidates] if strategy == "disagreement" else None,
                                ids=pool.ids[candidates], seed=seed)
                 labelled[candidates[ranked[:batch]]] = True
-                model = _fit(pool.texts[labelled], pool.labels[labelled], seed_config)
+                model = _round_model(pool, labelled, seed_config, weak)
                 f1 = float(evaluate(model, test_texts, test_labels)["f1"])
                 points.append(CurvePoint(strategy, seed, round_number, int(labelled.sum()), f1))
                 if strategy != CONTROL and round_number < rounds:
                     probs = predict_proba(model, list(pool.texts))
                 if on_round:
                     on_round(strategy, seed, round_number, f1)
-                logger.info("%s seed %d round %d: %d labels, F1 %.4f", strategy, seed, round_number,
+                logger.info("%s %s seed %d round %d: %d labels, F1 %.4f", setting, strategy, seed, round_number,
                             labelled.sum(), f1)
     return SimulationResult(points, strategies, rounds, batch, seeds, initial, len(pool), len(test_labels),
-                            time.monotonic() - start)
+                            time.monotonic() - start, setting)
 
 
 def trainings(strategies: Sequence[str], rounds: int, seeds: int) -> int:
     """How many models :func:`simulate` trains: one initial model per seed, then one per strategy and round."""
     return seeds * (1 + len(tuple(dict.fromkeys(strategies))) * rounds)
+
+
+def output_names(setting: str, both: bool) -> tuple[str, str]:
+    """The CSV and PNG file names of one setting: the plain ones, or with the setting in them when both run.
+
+    >>> output_names("workflow", both=True)
+    ('learning_curves_workflow.csv', 'learning_curves_workflow.png')
+    """
+    if not both:
+        return CSV_FILE, PNG_FILE
+    return tuple(name.replace(".", f"_{setting}.", 1) for name in (CSV_FILE, PNG_FILE))  # type: ignore[return-value]
 
 
 def write_csv(result: SimulationResult, path: Path) -> None:
@@ -365,7 +602,9 @@ def plot_learning_curves(result: SimulationResult, path: Path, title: str) -> No
         ax.axvline(figures["uncertainty_labels_to_reach_random_final_f1"], color="grey", linestyle=":", linewidth=1,
                    label=f"{UNCERTAINTY} reaches it: {figures['uncertainty_labels_to_reach_random_final_f1']} labels "
                          f"({figures['uncertainty_labels_over_random']:.2f} x random's)")
-    ax.set_xlabel("gold labels")
+    if result.setting == WORKFLOW:
+        ax.axhline(WORKFLOW_GOAL_F1, color="green", linestyle="--", linewidth=1, label=f"goal F1 {WORKFLOW_GOAL_F1}")
+    ax.set_xlabel("gold labels" + (" on top of the pool's weak labels" if result.setting == WORKFLOW else ""))
     ax.set_ylabel("F1 (AI) on the gold test set")
     ax.set_title(title)
     ax.grid(alpha=0.3)

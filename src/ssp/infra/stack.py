@@ -99,7 +99,7 @@ class LocalStack:
         )
         return {
             "kafka_bootstrap": self.config.kafka_bootstrap,
-            "database_url": redact_url(self.config.database_url),
+            "database_url": redact_url(external or self.postgres.database_url),
             "spark_master": self.config.resolved_spark_master,
             "state_dir": str(self.state_dir),
             "kafka": (
