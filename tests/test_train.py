@@ -51,11 +51,22 @@ from ssp.tweets import parse_tweet
 # share the generator's templates, so they are easy; 0.95 leaves room for borderline texts without
 # letting a broken model through (one that ignores the text scores F1 0.54 at best, by saying AI always).
 HELD_OUT_F1_BOUND = 0.95
-FAST_CONFIG = TrainConfig(epochs=20, seed=7)
+# The stand-in Snorkel labels below abstain at random, on AI rows too, so rows without a vote are not
+# the near-certain negatives they are on a real stream, and 10% of them are flipped with a random
+# confidence: these tests train on voted rows only, on the labels' probabilities, and without the
+# keyword-list features (the lists know the easy mix's words; what is tested here is what the model
+# learns from its labels).
+FAST_CONFIG = TrainConfig(epochs=20, seed=7, no_vote_weight=0.0, snorkel_targets="soft", lexicon_features=False)
+# These tests check that the classifier learns what its labels say, on the generator's original, easy
+# mix of tweets; how it does on realistic posts is asserted on the labelled dev files (test_quality.py,
+# test_demo.py).
+EASY_MIX = {"ai_share": 0.33, "trap_share": 0.04, "implicit_ai_share": 0.01, "hard_negative_share": 0.0,
+            "news_share": 0.0, "spam_share": 0.0, "field_terms_share": 0.0, "non_english_share": 0.12,
+            "duplicate_share": 0.03}
 
 
 def synthetic_texts(seed: int, n: int) -> tuple[list[str], np.ndarray]:
-    tweets = list(SyntheticTweets(seed).generate(n))
+    tweets = list(SyntheticTweets(seed, **EASY_MIX).generate(n))
     return [parse_tweet(t.payload).text for t in tweets], np.array([int(t.is_ai) for t in tweets])
 
 
@@ -64,7 +75,7 @@ def dataset_rows(seed: int, n: int, gold_share: float, abstain_share: float = 0.
     """Rows for a dataset table: noisy Snorkel stand-in labels everywhere, gold labels on ``gold_share``."""
     rng = np.random.default_rng(seed)
     rows = []
-    for synthetic in SyntheticTweets(seed).generate(n):
+    for synthetic in SyntheticTweets(seed, **EASY_MIX).generate(n):
         tweet = parse_tweet(synthetic.payload)
         truth = int(synthetic.is_ai)
         weak = 1 - truth if rng.random() < flip_share else truth
@@ -179,6 +190,8 @@ def test_dev_threshold_falls_back_from_gold_to_snorkel_to_the_default():
     assert choice.dev["n"] == MIN_GOLD_DEV_ROWS and choice.note is None
     for frame in (_dev_frame(MIN_GOLD_DEV_ROWS - 1, 30), _dev_frame(50, 30, gold_classes=(0,))):
         choice = choose_dev_threshold(perfect(frame), frame, config)
+        assert (choice.source, choice.threshold) == ("default", 0.5)  # Snorkel's dev rows only when asked
+        choice = choose_dev_threshold(perfect(frame), frame, TrainConfig(threshold_on_snorkel_dev=True))
         assert choice.source == "snorkel_dev" and choice.dev["n"] == 30 and 0.3 < choice.threshold < 0.6
     frame = _dev_frame(5, 5)
     choice = choose_dev_threshold(perfect(frame), frame, config)
@@ -341,7 +354,8 @@ def test_ngram_model_scores_unseen_variants_of_a_learnt_word_as_that_word(tmp_pa
         return [frame.format(word) for frame in frames for word in words]
 
     for architecture in ("ngram_pool", "embedding_pool"):
-        config = dataclasses.replace(FAST_CONFIG, architecture=architecture, epochs=5)
+        # without the keyword-list features, which know "PyTorch" whatever the architecture
+        config = dataclasses.replace(FAST_CONFIG, architecture=architecture, epochs=5, lexicon_features=False)
         model = train_classifier(texts, truth, texts[::7], truth[::7], config)
         if architecture == "ngram_pool":
             _, path = export_model(model, tmp_path / "clf", {"architecture": architecture})
@@ -499,5 +513,5 @@ def test_cli_trains_without_gold_test_labels(stack, tmp_path):
     assert card["metrics"]["n"] == sum(r["slabel"] in (0, 1) for r in splits["test"])
     assert "no gold test labels" in " ".join(card["notes"])
     assert card["data"]["dev"]["source"].startswith("Snorkel labels of dev_dataset_")
-    assert card["threshold_source"] == "snorkel_dev" and 0.0 < card["threshold"] < 1.0
+    assert card["threshold_source"] == "default" and card["threshold"] == 0.5  # no gold dev rows
     assert card["parameters"]["epochs"] == 5 and card["training"]["epochs_run"] <= 5

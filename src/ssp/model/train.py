@@ -142,10 +142,10 @@ def _check_label_values(table: str, frame: pd.DataFrame) -> None:
             )
 
 
-def training_targets(frame: pd.DataFrame, no_vote_target: float | None = None) -> LabelledTexts:
-    """Per row: gold ``label`` if set, else ``slabel_prob`` if Snorkel voted, else the row is left out;
-    with ``no_vote_target``, rows no function voted on (``slabel`` -1, ``slabel_prob`` NULL) get that
-    target and the source 'no_vote'.
+def training_targets(frame: pd.DataFrame, no_vote_target: float | None = None, hard: bool = False) -> LabelledTexts:
+    """Per row: gold ``label`` if set, else ``slabel_prob`` if Snorkel voted (its ``slabel``, 0 or 1,
+    with ``hard``), else the row is left out; with ``no_vote_target``, rows no function voted on
+    (``slabel`` -1, ``slabel_prob`` NULL) get that target and the source 'no_vote'.
 
     >>> frame = pd.DataFrame({"text": ["a", "b", "c", "d"], "label": pd.array([1, None, None, 0], "Int64"),
     ...                       "slabel": pd.array([0, 1, -1, None], "Int64"), "slabel_prob": [0.2, 0.9, 0.4, None]})
@@ -156,6 +156,8 @@ def training_targets(frame: pd.DataFrame, no_vote_target: float | None = None) -
     >>> labelled = training_targets(frame, no_vote_target=0.1)
     >>> labelled.texts.tolist(), labelled.sources.tolist()
     (['a', 'b', 'c', 'd'], ['gold', 'snorkel', 'no_vote', 'gold'])
+    >>> training_targets(frame, no_vote_target=0.0, hard=True).targets.tolist()
+    [1.0, 1.0, 0.0, 0.0]
     """
     gold = frame["label"].notna().to_numpy()
     slabel = frame["slabel"]
@@ -165,8 +167,10 @@ def training_targets(frame: pd.DataFrame, no_vote_target: float | None = None) -
     if no_vote_target is None:
         no_vote = np.zeros_like(no_vote)
     keep = gold | weak | no_vote
-    targets = np.where(gold, frame["label"].astype("float64").to_numpy(na_value=np.nan),
-                       frame["slabel_prob"].to_numpy(dtype="float64", na_value=np.nan))
+    weak_targets = frame["slabel_prob"].to_numpy(dtype="float64", na_value=np.nan)
+    if hard:
+        weak_targets = np.where(np.isnan(weak_targets), np.nan, (weak_targets > 0.5).astype("float64"))
+    targets = np.where(gold, frame["label"].astype("float64").to_numpy(na_value=np.nan), weak_targets)
     if no_vote_target is not None:
         targets = np.where(no_vote, float(no_vote_target), targets)
     return LabelledTexts(
@@ -174,6 +178,17 @@ def training_targets(frame: pd.DataFrame, no_vote_target: float | None = None) -
         targets=targets[keep].astype("float32"),
         sources=np.where(gold, "gold", np.where(no_vote, "no_vote", "snorkel"))[keep],
     )
+
+
+def run_targets(frame: pd.DataFrame, config: TrainConfig) -> LabelledTexts:
+    """The training targets ``ssp train`` uses: ``config.snorkel_targets`` ('hard': Snorkel's decision,
+    'soft': its probability) and, with ``config.no_vote_weight`` > 0, the rows no function voted on as
+    negatives (target 0 with hard targets, ``LabelConfig.ai_prior`` with soft ones)."""
+    hard = config.snorkel_targets == "hard"
+    no_vote_target = None
+    if config.no_vote_weight > 0:
+        no_vote_target = 0.0 if hard else LabelConfig().ai_prior
+    return training_targets(frame, no_vote_target, hard=hard)
 
 
 def gold_rows(frame: pd.DataFrame) -> LabelledTexts:
@@ -216,6 +231,8 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(f"TrainConfig.ngram_max ({config.ngram_max}) must be at least ngram_min ({config.ngram_min})")
     if not (config.no_vote_weight >= 0 and np.isfinite(config.no_vote_weight)):
         raise ValueError(f"TrainConfig.no_vote_weight must be 0 or more, got {config.no_vote_weight}")
+    if config.snorkel_targets not in ("hard", "soft"):
+        raise ValueError(f"TrainConfig.snorkel_targets must be 'hard' or 'soft', got {config.snorkel_targets!r}")
     if config.threshold_rule not in THRESHOLD_RULES:
         raise ValueError(f"TrainConfig.threshold_rule {config.threshold_rule!r} is unknown: expected one of "
                          f"{', '.join(THRESHOLD_RULES)}")
@@ -294,8 +311,9 @@ def _char_ngram_layer(config: TrainConfig):
     return CharNgramIds(name="char_ngrams")
 
 
-def _core_model(config: TrainConfig, vocabulary_size: int):
-    """The trainable part, from token ids (and, for ngram_pool, n-gram ids) to P(AI)."""
+def _core_model(config: TrainConfig, vocabulary_size: int, lexicon_size: int = 0):
+    """The trainable part, from token ids (and, for ngram_pool, n-gram ids; with a lexicon, its
+    features) to P(AI)."""
     import keras
 
     inputs = [keras.Input(shape=(config.sequence_length,), dtype="int64", name="token_ids")]
@@ -311,6 +329,9 @@ def _core_model(config: TrainConfig, vocabulary_size: int):
                                        name="ngram_embedding")(inputs[1])
         x = keras.layers.Concatenate(name="words_and_ngrams")([x, _masked_mean_layer("ngram_mean_pool")(grams)])
     x = keras.layers.Dropout(0.2, name="dropout")(x)
+    if lexicon_size:
+        inputs.append(keras.Input(shape=(lexicon_size,), dtype="float32", name="lexicon_features"))
+        x = keras.layers.Concatenate(name="with_lexicon")([x, inputs[-1]])
     outputs = keras.layers.Dense(1, activation="sigmoid", name="ai_prob")(x)
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=f"{config.architecture}_core")
 
@@ -394,6 +415,13 @@ def fit_classifier(
     vocabulary_size = vectorizer.vocabulary_size()
     # the feature layers run once over the texts, so the epochs only run the trainable part
     features = [vectorizer] + ([_char_ngram_layer(config)] if config.architecture == "ngram_pool" else [])
+    lexicon_size = 0
+    if config.lexicon_features:
+        from ssp.model.lexicon import lexicon_layer, read_lexicon
+
+        lists = read_lexicon(config.lexicon_dir or None)
+        features.append(lexicon_layer(lists))
+        lexicon_size = len(lists)
 
     def featurize(strings):
         outputs = tuple(layer(strings) for layer in features)
@@ -401,7 +429,7 @@ def fit_classifier(
 
     inputs, dev_inputs = featurize(tf.constant(texts, tf.string)), featurize(tf.constant(dev_texts, tf.string))
 
-    core = _core_model(config, vocabulary_size)
+    core = _core_model(config, vocabulary_size, lexicon_size)
     core.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
     columns = (inputs, y) if weights is None else (inputs, y, weights)
     batches = (
@@ -583,7 +611,10 @@ def _usable(labels: np.ndarray) -> bool:
 def choose_dev_threshold(score: Callable[[Sequence[str]], np.ndarray], dev: pd.DataFrame,
                          config: TrainConfig) -> DevThreshold:
     """The threshold by ``config.threshold_rule`` on dev's gold rows; with fewer than
-    ``MIN_GOLD_DEV_ROWS`` of them or only one class, on dev's hard Snorkel labels; else 0.5.
+    ``MIN_GOLD_DEV_ROWS`` of them or only one class, 0.5, or with ``config.threshold_on_snorkel_dev``
+    on dev's hard Snorkel labels first. Snorkel's dev rows come from the same stream the model was
+    trained on and are nearly separable, so a threshold chosen on them (anywhere from 0.2 to 0.7,
+    measured) says nothing about real posts: the fallback is off by default.
 
     >>> dev = pd.DataFrame({"text": ["ai"] * 15 + ["cat"] * 15, "label": pd.array([1] * 12 + [0] * 16 + [1] * 2, "Int64"),
     ...                     "slabel": pd.array([None] * 30, "Int64"), "slabel_prob": [None] * 30})
@@ -595,7 +626,9 @@ def choose_dev_threshold(score: Callable[[Sequence[str]], np.ndarray], dev: pd.D
     'default'
     """
     rule = config.threshold_rule
-    candidates = (("gold_dev", gold_rows(dev)), ("snorkel_dev", snorkel_rows(dev, hard=True)))
+    candidates = [("gold_dev", gold_rows(dev))]
+    if config.threshold_on_snorkel_dev:
+        candidates.append(("snorkel_dev", snorkel_rows(dev, hard=True)))
     for source, rows in candidates:
         labels = rows.targets.astype(int)
         if not _usable(labels):
@@ -606,8 +639,8 @@ def choose_dev_threshold(score: Callable[[Sequence[str]], np.ndarray], dev: pd.D
             note = (f"no dev threshold reaches precision {config.target_precision}; the most precise one is used"
                     if rule == "precision" else "no dev threshold finds any AI row; the F1 is 0")
         return DevThreshold(point.threshold, rule, source, point.as_dict(), note)
-    note = (f"dev has too few labelled rows of both classes (at least {MIN_GOLD_DEV_ROWS} gold or Snorkel rows "
-            f"needed) to choose a threshold: {THRESHOLD} is used")
+    note = (f"dev has too few gold rows of both classes (at least {MIN_GOLD_DEV_ROWS} needed) to choose a threshold: "
+            f"{THRESHOLD} is used")
     return DevThreshold(THRESHOLD, rule, "default", None, note)
 
 
@@ -622,10 +655,10 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
     _check_config(config)
     base_path = model_base_path(config)
     data = load_training_data(database_url, config.version)
-    no_vote_target = LabelConfig().ai_prior if config.no_vote_weight > 0 else None
-    train = training_targets(data.train, no_vote_target)
+    train = run_targets(data.train, config)
     train, dev, dev_source = _dev_set(data, train, config.seed)
-    weights = np.where(train.sources == "no_vote", config.no_vote_weight, 1.0) if no_vote_target is not None else None
+    with_no_vote = config.no_vote_weight > 0
+    weights = np.where(train.sources == "no_vote", config.no_vote_weight, 1.0) if with_no_vote else None
 
     model, history = fit_classifier(train.texts, train.targets, dev.texts, dev.targets, config, sample_weight=weights,
                                     on_epoch=on_epoch)
@@ -658,10 +691,12 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
             "version": data.version,
             "tables": data.tables,
             "label_sources": {"gold": train.count("gold"), "snorkel": train.count("snorkel"),
-                              **({"no_vote": train.count("no_vote")} if no_vote_target is not None else {})},
-            "label_rule": "gold `label` where present, else Snorkel `slabel_prob` where slabel != -1"
-                          + (f", else {no_vote_target} (LabelConfig.ai_prior) with weight {config.no_vote_weight} "
-                             "where no labelling function voted" if no_vote_target is not None else ""),
+                              **({"no_vote": train.count("no_vote")} if with_no_vote else {})},
+            "label_rule": "gold `label` where present, else Snorkel's "
+                          + ("decision (slabel 0/1)" if config.snorkel_targets == "hard" else "`slabel_prob`")
+                          + " where slabel != -1"
+                          + (f", else not AI with weight {config.no_vote_weight} where no labelling function voted"
+                             if with_no_vote else ""),
             "train_rows": len(train),
             "dev": {"rows": len(dev), "source": dev_source},
             "test": {"rows": len(test), "label_source": metrics_source},
