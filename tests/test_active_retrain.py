@@ -24,7 +24,7 @@ from ssp.model.train import TrainingDataError, TrainSummary
 from ssp.serving.client import ModelServerError, PredictClient
 from ssp.sources.synthetic import SyntheticTweets
 from ssp.tweets import parse_tweet
-from test_train import dataset_rows, fresh_version, signature_fn, write_dataset
+from test_train import EASY_MIX, dataset_rows, fresh_version, signature_fn, write_dataset
 
 MODEL_NAME = "naive_text_clf"  # TrainConfig's default, which `ssp al retrain` uses
 PROBE = ["New paper on arXiv: Efficient Transformers for text classification #NLP",
@@ -65,7 +65,7 @@ def test_new_labels_retrain_export_and_the_server_switches_version(stack, tmp_pa
     train = dataset_rows(31, 500, gold_share=0.0)  # Snorkel's noisy labels only, no gold yet
     write_dataset(stack.database_url, version, {
         "train": train, "dev": dataset_rows(32, 120, gold_share=1.0), "test": dataset_rows(33, 150, gold_share=1.0)})
-    truth = {parse_tweet(t.payload).id: int(t.is_ai) for t in SyntheticTweets(31).generate(500)}
+    truth = {parse_tweet(t.payload).id: int(t.is_ai) for t in SyntheticTweets(31, **EASY_MIX).generate(500)}
     ids = [row["id"] for row in train]
     model_dir = tmp_path / "models"
     base = model_dir / MODEL_NAME
