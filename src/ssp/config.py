@@ -30,6 +30,18 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("SSP_STATE_DIR") or Path.home() / ".local" / "state" / "ssp")
 
 
+def data_path(name: str) -> Path:
+    """``name`` in the data folder: ``$SSP_DATA_DIR/<name>`` when it exists there, so an installed
+    copy of ssp (where the repo's ``data`` folder is not next to the package) can be pointed at
+    one; otherwise the repo's ``data/<name>``. The one rule for every file and folder of data."""
+    data_dir = os.environ.get("SSP_DATA_DIR")
+    if data_dir:
+        candidate = Path(data_dir) / name
+        if candidate.exists():
+            return candidate
+    return REPO_ROOT / "data" / name
+
+
 def default_cache_dir() -> Path:
     """Where fetched jars live, outside the repo: ``$SSP_CACHE_DIR`` or ``~/.cache/ssp``."""
     return Path(os.environ.get("SSP_CACHE_DIR") or Path.home() / ".cache" / "ssp")

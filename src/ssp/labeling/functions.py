@@ -76,7 +76,6 @@ ship them to executors.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -86,6 +85,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 from snorkel.labeling import LabelingFunction
 
+from ssp.config import data_path
 from ssp.sources import KeywordMatcher, load_ai_keywords
 
 __all__ = [
@@ -173,9 +173,9 @@ _ANY_ML = re.compile(r"(?<!\w)#?ml(?:'?s)?(?!\w)", re.IGNORECASE)
 # Words as the keys of the matchers' set lookups see them; "_" joins words in phrases.
 _WORD_RUN = re.compile(r"[^\W_]+")
 _TAG_BODY = re.compile(r"#(\w+)")
-# Japanese and Chinese: KeywordMatcher matches keywords in them anywhere, without word boundaries
+# Japanese, Chinese and Korean: KeywordMatcher matches keywords in them anywhere, without word boundaries
 # (a superset of its ranges is fine here: it only sends more texts to the matcher).
-_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u9fff\uf900-\ufaff]")
+_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # Splits a repository owner or name into words: "nanoGPT" -> nano, GPT; "tiny-llm" -> tiny, llm.
 _NAME_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # A hashtag written in camel case is words run together: "#NoAIArt" says "No AI Art".
@@ -184,7 +184,7 @@ _CAMEL_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # Latin letters written against Japanese, Chinese or Korean ("生成AIで", "AI로"): the acronym has
 # no word boundary there, so a space is put between the scripts before matching.
 _SCRIPT_SEAM = re.compile(
-    r"(?<=[\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff])(?=[A-Za-z])|(?<=[A-Za-z])(?=[\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff])"
+    r"(?<=[\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff])"
 )
 _NO_TRAPS: frozenset[str] = frozenset()
 _NO_KEYS: frozenset[str] = frozenset()
@@ -195,18 +195,9 @@ class LabelingFunctionError(ValueError):
 
 
 def default_keyword_dir() -> Path:
-    """The folder of keyword lists used when none is given.
-
-    ``$SSP_DATA_DIR/labeling`` when that folder exists, so an installed copy of ssp (where the
-    repo's ``data`` folder is not next to the package) can be pointed at one; otherwise the
-    repo's ``data/labeling``.
-    """
-    data_dir = os.environ.get("SSP_DATA_DIR")
-    if data_dir:
-        candidate = Path(data_dir) / LABELING_DIR_NAME
-        if candidate.is_dir():
-            return candidate
-    return _REPO_ROOT / "data" / LABELING_DIR_NAME
+    """The folder of keyword lists used when none is given: ``$SSP_DATA_DIR/labeling`` when that
+    folder exists, otherwise the repo's ``data/labeling`` (:func:`ssp.config.data_path`)."""
+    return data_path(LABELING_DIR_NAME)
 
 
 def _keyword_folder(keyword_dir: str | Path | None) -> Path:

@@ -37,7 +37,7 @@ LEXICON_LISTS = (
     "ml_context_other_senses", "ai_names", "game_context", "game_ai_phrases", "ai_other_sense_context",
     "everyday_topics", "ai_lookalike_words",
 )
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}\-/#&'!:,])")
 _EDGE_BEFORE = r"(?:^|[^\p{L}\p{N}_])"
 _EDGE_AFTER = r"(?:'?s)?(?:$|[^\p{L}\p{N}_])"

@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 KEYWORDS_FILE_NAME = "ai_keywords.txt"
-_REPO_DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 
 # "#AI" is a keyword, "# note" and a lone "#" are comments, as is " # note" after one.
 _COMMENT_LINE = re.compile(r"#(?:\s|$)")
@@ -41,22 +40,16 @@ _PHRASE_JOINER = r"[\s\-_]+"
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
 _NOT_TAG_CHARS = re.compile(r"[\W_]+")
 # Scripts written without spaces: a keyword in them has no word boundary to look for.
-_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# (Korean is written with spaces, but its particles join the word before them: "데이터셋이".)
+_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def default_keywords_path() -> Path:
-    """The keyword file used when none is given.
+    """The keyword file used when none is given: ``$SSP_DATA_DIR/ai_keywords.txt`` when that file
+    exists, otherwise the repo's ``data/ai_keywords.txt`` (:func:`ssp.config.data_path`)."""
+    from ssp.config import data_path
 
-    ``$SSP_DATA_DIR/ai_keywords.txt`` when that file exists, so an installed copy of
-    ssp (where the repo's ``data`` folder is not next to the package) can be pointed at
-    one; otherwise the repo's ``data/ai_keywords.txt``.
-    """
-    data_dir = os.environ.get("SSP_DATA_DIR")
-    if data_dir:
-        candidate = Path(data_dir) / KEYWORDS_FILE_NAME
-        if candidate.is_file():
-            return candidate
-    return _REPO_DATA_DIR / KEYWORDS_FILE_NAME
+    return data_path(KEYWORDS_FILE_NAME)
 
 
 def load_ai_keywords(path: str | Path | None = None) -> list[str]:

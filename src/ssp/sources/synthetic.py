@@ -62,7 +62,6 @@ originals carry a worker bit of their own and cannot collide with them.
 from __future__ import annotations
 
 import functools
-import os
 import random
 import re
 import string
@@ -171,7 +170,6 @@ _KIND_LINKS = {
 # Kinds whose texts must keep the labelling vocabulary's terms intact: no typos in them.
 _EXACT_KINDS = frozenset(("ai_terms", "ai_context"))
 _LABELING_DIR_NAME = "labeling"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 # Scripts that tell a term's language; checked in this order, then kana/kanji (Japanese when
 # Shift JIS can write it), then plain ASCII (English frames). Anything else is "mixed".
 _SCRIPT_LANGS = (
@@ -216,17 +214,11 @@ _AI_FILLERS, _ORDINARY_FILLERS, _FILLER_TAGS = vocab.AI_FILLERS, vocab.ORDINARY_
 
 
 def _labeling_dir() -> Path:
-    """Where the labelling vocabulary lives: the lookup of ``ssp.labeling.functions.default_keyword_dir``.
+    """Where the labelling vocabulary lives (the folder the labelling functions read; sources do not
+    import labelling, so the folder is found by the shared data-folder rule)."""
+    from ssp.config import data_path
 
-    Repeated here because sources must not depend on labelling: ``$SSP_DATA_DIR/labeling`` when
-    that folder exists, otherwise the repo's ``data/labeling``.
-    """
-    data_dir = os.environ.get("SSP_DATA_DIR")
-    if data_dir:
-        candidate = Path(data_dir) / _LABELING_DIR_NAME
-        if candidate.is_dir():
-            return candidate
-    return _REPO_ROOT / "data" / _LABELING_DIR_NAME
+    return data_path(_LABELING_DIR_NAME)
 
 
 def _read_terms(folder: Path, name: str) -> list[str]:
