@@ -24,10 +24,9 @@ from ssp.config import (
     TopicsConfig,
     load_config,
 )
+from ssp.errors import SspError
 
-
-class SspError(click.ClickException):
-    """An error shown to the user as one clear message, without a traceback."""
+__all__ = ["SspError", "main"]  # SspError is ssp.errors's; re-exported for code that imports it from here
 
 
 def _fail(err: Exception) -> SspError:

@@ -31,8 +31,8 @@ def prepare(version: int | None, overwrite: bool) -> None:
     import psycopg2
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ssp.cli import SspError
     from ssp.dataset.prepare import DatasetError, prepare_dataset
+    from ssp.errors import SspError
     from ssp.progress import summary
 
     config = DatasetConfig()

@@ -67,7 +67,7 @@ def label(ctx: click.Context, version: int | None, engine: str | None) -> None:
     ctx.obj["version"] = version
     if ctx.invoked_subcommand is not None:
         return
-    from ssp.cli import SspError
+    from ssp.errors import SspError
     from ssp.labeling.functions import LabelingFunctionError
     from ssp.labeling.pipeline import LabelingError, run_labeling
     from ssp.progress import summary
@@ -100,7 +100,7 @@ def evaluate(ctx: click.Context, version: int | None) -> None:
     """Weak labels (slabel) against gold labels (label, written by the tagger) on dev and test: accuracy,
     precision, recall and F1 for the AI class, the confusion matrix, and each labelling function's
     empirical accuracy; saved as evaluation.json and evaluation.png beside the label files."""
-    from ssp.cli import SspError
+    from ssp.errors import SspError
     from ssp.labeling.functions import LabelingFunctionError
     from ssp.labeling.pipeline import LabelingError, evaluate_weak_labels
     from ssp.progress import console, summary

@@ -44,7 +44,7 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ssp.cli import SspError
+    from ssp.errors import SspError
     from ssp.infra.process import InfraError
     from ssp.infra.spark import spark_session
     from ssp.progress import progress_bar, summary

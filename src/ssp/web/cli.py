@@ -20,7 +20,7 @@ def dashboard(version: int | None, host: str | None, port: int | None) -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from ssp.cli import SspError
+    from ssp.errors import SspError
     from ssp.progress import summary
     from ssp.web.common import serve_app
     from ssp.web.dashboard import TablesMissingError, create_app

@@ -36,7 +36,7 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from ssp.cli import SspError
+    from ssp.errors import SspError
     from ssp.progress import summary
     from ssp.web.common import serve_app
     from ssp.web.tagger import EXTENSION, TaggerConfigError, create_app
