@@ -40,7 +40,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from ssp.tweets import TweetParseError, parse_tweet
+from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
 __all__ = ["AMBIGUOUS", "GoldFileError", "GoldSet", "read_gold"]
 
@@ -93,13 +93,7 @@ def _rows(path: Path) -> list[tuple[int, dict]]:
         for number, text in enumerate(raw.splitlines(), 1):
             if not text.strip():
                 continue
-            try:
-                record = orjson.loads(text)
-            except orjson.JSONDecodeError as err:
-                raise GoldFileError(path, number, f"not JSON ({err})") from None
-            if not isinstance(record, dict):
-                raise GoldFileError(path, number, f"a JSON object is needed, got {type(record).__name__}")
-            records.append((number, record))
+            records.append((number, _json_object(path, number, text)))
         return records
     if suffix not in (".tsv", ".csv", ".tab", ".txt"):
         raise GoldFileError(path, None, f"unknown file type {suffix!r}: use .tsv, .csv or .jsonl")
@@ -134,15 +128,24 @@ def _label(path: Path, number: int, value: object) -> int:
     return _LABELS[text]
 
 
-def _payload(path: Path, number: int, value: object) -> dict:
+def _json_object(path: Path, number: int, value: object, what: str | None = None) -> dict:
+    """``value`` (JSON text, or already decoded) as a JSON object, or a GoldFileError naming ``what``
+    (the field; None for a whole line)."""
     if isinstance(value, str):
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError as err:
-            raise GoldFileError(path, number, f"payload is not JSON ({err})") from None
+            raise GoldFileError(path, number, f"{what + ' is ' if what else ''}not JSON ({err})") from None
     if not isinstance(value, dict):
-        raise GoldFileError(path, number, f"payload must be a JSON object, got {type(value).__name__}")
+        problem = f"{what} must be a JSON object" if what else "a JSON object is needed"
+        raise GoldFileError(path, number, f"{problem}, got {type(value).__name__}")
     return value
+
+
+def post_fields(tweet: Tweet) -> dict:
+    """The fields of a parsed post that the labelling functions read, besides its id."""
+    return {"text": tweet.text, "lang": tweet.lang, "urls": list(tweet.urls), "hashtags": list(tweet.hashtags),
+            "user_screen_name": tweet.user_screen_name, "is_retweet": tweet.is_retweet}
 
 
 def _from_payload(path: Path, number: int, payload: dict) -> dict:
@@ -150,8 +153,7 @@ def _from_payload(path: Path, number: int, payload: dict) -> dict:
         tweet = parse_tweet(payload)
     except TweetParseError as err:
         raise GoldFileError(path, number, f"payload is not a post ssp can read ({err.reason}: {err})") from None
-    return {"text": tweet.text, "lang": tweet.lang, "urls": list(tweet.urls), "hashtags": list(tweet.hashtags),
-            "user_screen_name": tweet.user_screen_name, "is_retweet": tweet.is_retweet}
+    return post_fields(tweet)
 
 
 def _from_text(text: str, lang: str | None) -> dict:
@@ -193,7 +195,7 @@ def read_gold(path: str | Path, payloads: str | Path | None = None) -> GoldSet:
         label = _label(path, number, record["label"])
         lang = record.get("lang") or None
         if record.get("payload") not in (None, ""):
-            fields = _from_payload(path, number, _payload(path, number, record["payload"]))
+            fields = _from_payload(path, number, _json_object(path, number, record["payload"], "payload"))
         elif record.get("text") not in (None, ""):
             text = record["text"]
             if not isinstance(text, str):

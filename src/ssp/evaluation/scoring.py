@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ssp.config import LabelConfig, ServeConfig, TrainConfig, default_state_dir
-from ssp.evaluation.gold import GoldSet
+from ssp.evaluation.gold import GoldSet, post_fields
 from ssp.evaluation.report import Evaluation, evaluate_scores
 
 __all__ = ["Scored", "background_frame", "card_threshold", "model_scores", "weak_label_scores"]
@@ -62,9 +62,7 @@ def background_frame(n: int, seed: int) -> pd.DataFrame:
     rows = []
     for payload in synthetic_payloads(n, seed=seed):
         tweet = parse_tweet(payload)
-        rows.append({"id": str(tweet.id), "text": tweet.text, "urls": list(tweet.urls),
-                     "hashtags": list(tweet.hashtags), "lang": tweet.lang,
-                     "user_screen_name": tweet.user_screen_name, "is_retweet": tweet.is_retweet})
+        rows.append({"id": str(tweet.id), **post_fields(tweet)})
     return pd.DataFrame(rows, columns=list(LF_COLUMNS))
 
 

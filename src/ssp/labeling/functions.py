@@ -369,7 +369,8 @@ class _Lexicon:
             self.any_term.found_in(facts, text)
             or self.hints.found_in(facts, text)
             or bool(facts.mentions and self.any_term.found_in(facts, facts.mentions))
-            or (not facts.in_game and self.context_kinds_in(facts, text) >= MIN_CONTEXT_KINDS)
+            or (not facts.in_game and (facts.context_kinds if text is facts.clean
+                                       else self.context_kinds_in(facts, text)) >= MIN_CONTEXT_KINDS)
         )
 
     def context_kinds_in(self, facts: _TextFacts, text: str) -> int:
@@ -385,8 +386,8 @@ class _TextFacts:
     """One text with its traps blanked out (``clean``), and what it says, each worked out once."""
 
     __slots__ = (
-        "_evidence", "_evidence_without_ml", "_has_ml", "_lexicon", "_without_ml", "clean", "in_game", "keys",
-        "mentions", "traps", "unspaced",
+        "_context_kinds", "_evidence", "_evidence_without_ml", "_has_ml", "_lexicon", "_without_ml", "clean",
+        "in_game", "keys", "mentions", "traps", "unspaced",
     )
 
     def __init__(self, text: str, lexicon: _Lexicon) -> None:
@@ -397,6 +398,7 @@ class _TextFacts:
         self._has_ml = 0
         self.mentions = ""
         self.in_game = False
+        self._context_kinds: int | None = None
         if not text:
             self.clean, self.keys, self.traps, self.unspaced = "", _NO_KEYS, _NO_TRAPS, False
             return
@@ -445,6 +447,13 @@ class _TextFacts:
         if self._evidence is None:
             self._evidence = self._lexicon.shows_ai(self, self.clean)
         return self._evidence
+
+    @property
+    def context_kinds(self) -> int:
+        """How many kinds of model-building words ``clean`` holds (``_Lexicon.context_kinds_in``)."""
+        if self._context_kinds is None:
+            self._context_kinds = self._lexicon.context_kinds_in(self, self.clean)
+        return self._context_kinds
 
     def _strip_ml(self) -> None:
         if self._without_ml is None:
@@ -758,7 +767,7 @@ def talks_about_building_models(x: Any, facts: _TweetFacts) -> int:
     text = facts.text(x)
     if text.in_game:
         return ABSTAIN
-    return _vote_ai(facts.lexicon.context_kinds_in(text, text.clean) >= MIN_CONTEXT_KINDS)
+    return _vote_ai(text.context_kinds >= MIN_CONTEXT_KINDS)
 
 
 # ---------------------------------------------------------------- negative rules (vote NOT_AI)
