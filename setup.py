@@ -27,6 +27,7 @@ CORE = [
     "requests==2.32.5",
     "urllib3==2.8.0",  # the model server client
     "matplotlib==3.11.2",  # the PNG charts
+    "bokeh==3.9.2",  # the live cluster view (3.9 is the newest line for Python 3.11)
 ]
 
 # Weak supervision: snorkel's LabelModel runs on torch. PyPI's torch wheel for Linux brings the

@@ -22,12 +22,13 @@ import psycopg2
 import psycopg2.extras
 
 from ssp.config import DatasetConfig, InfraConfig, LabelConfig, load_config
-from ssp.dataset.prepare import normalize_text, prepare_dataset
+from ssp.dataset.prepare import prepare_dataset
 from ssp.infra.spark import spark_session
 from ssp.infra.stack import LocalStack
 from ssp.labeling.pipeline import run_labeling, split_tables
 from ssp.sources.synthetic import SyntheticTweets
 from ssp.storage.postgres import insert_raw_tweets
+from ssp.text import normalize_text
 from ssp.tweets import parse_tweet
 
 

@@ -25,8 +25,8 @@ from ssp.labeling.functions import (
     lf_names,
     make_lfs,
 )
-from ssp.sources import KeywordMatcher, load_ai_keywords
 from ssp.sources.synthetic import SyntheticTweets
+from ssp.text import KeywordMatcher, load_ai_keywords
 from ssp.tweets import parse_tweet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

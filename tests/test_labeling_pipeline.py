@@ -21,9 +21,9 @@ from ssp.labeling.pipeline import (
     split_tables,
     weak_labels,
 )
-from ssp.sources import load_ai_keywords, matches_ai_keywords
 from ssp.sources.synthetic import SyntheticTweets
 from ssp.storage.postgres import insert_raw_tweets
+from ssp.text import load_ai_keywords, matches_ai_keywords
 
 pytestmark = pytest.mark.integration
 

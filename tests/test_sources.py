@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ssp.sources import KeywordMatcher, load_ai_keywords, matches_ai_keywords
 from ssp.sources.replay import replay_payloads
 from ssp.sources.synthetic import SyntheticTweet, SyntheticTweets, synthetic_payloads
+from ssp.text import KeywordMatcher, load_ai_keywords, matches_ai_keywords
 
 N = 2000
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ssp.kafka.records import dead_letter_row, parse_record
 from ssp.storage.postgres import copy_insert_ignore_conflicts, ensure_tables, make_engine, pg_array_literal
 from ssp.storage.tables import (
     UnsafeIdentifierError,
@@ -11,7 +12,6 @@ from ssp.storage.tables import (
     validate_version,
     versioned_table_name,
 )
-from ssp.streaming.ingest import dead_letter_row, parse_record
 
 
 @pytest.mark.parametrize("prefix, version, expected", [

@@ -18,7 +18,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ssp.sources import load_ai_keywords
 from ssp.sources.synthetic import SyntheticTweets
 from ssp.sources.twitter import (
     MissingCredentialsError,
@@ -28,6 +27,7 @@ from ssp.sources.twitter import (
     build_rules,
     rule_term,
 )
+from ssp.text import load_ai_keywords
 
 TOKEN = "test-bearer-token"
 KEYWORDS = ["machine learning", "#AI", "pytorch", "deep learning", "NLP", "scikit-learn", "LLM"]

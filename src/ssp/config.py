@@ -17,11 +17,13 @@ from urllib.parse import quote
 
 import gin
 
+from ssp.errors import SspError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_GIN_FILE = REPO_ROOT / "config" / "default_ssp_config.gin"
 
 
-class ConfigError(ValueError):
+class ConfigError(SspError, ValueError):
     """A configuration value or file is wrong; the message says which and why."""
 
 
@@ -239,6 +241,11 @@ class TrainConfig:
     # without enough gold dev rows, choose the threshold on Snorkel's dev labels instead of using 0.5
     threshold_on_snorkel_dev: bool = False
 
+    @property
+    def models_path(self) -> Path:
+        """Where models are exported, ``<models_path>/<model_name>/<N>/``: ``model_dir``, else ``<state dir>/models``."""
+        return Path(self.model_dir) if self.model_dir else default_state_dir() / "models"
+
 
 @gin.configurable
 @dataclass
@@ -257,6 +264,11 @@ class ServeConfig:
     client_timeout_seconds: float = 10.0
     client_retries: int = 3
     client_batch_size: int = 256
+
+    @property
+    def url(self) -> str:
+        """The server's base URL as its clients reach it: ``http://<host>:<rest_api_port>``."""
+        return f"http://{self.host}:{self.rest_api_port}"
 
 
 @gin.configurable

@@ -25,6 +25,8 @@ from pathlib import Path
 import click
 
 from ssp.config import default_state_dir
+from ssp.errors import SspError
+from ssp.signals import stop_on_sigterm
 
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -86,7 +88,7 @@ def wait_for_http(url: str, child: Child, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not child.alive():
-            raise click.ClickException(f"{child.name} stopped while starting; the end of {child.log_path}:\n"
+            raise SspError(f"{child.name} stopped while starting; the end of {child.log_path}:\n"
                                        f"{child.tail()}")
         try:
             urllib.request.urlopen(url, timeout=2).close()
@@ -95,31 +97,30 @@ def wait_for_http(url: str, child: Child, timeout: float) -> None:
             return
         except (urllib.error.URLError, OSError):
             time.sleep(0.3)
-    raise click.ClickException(f"{child.name} did not answer at {url} within {timeout:.0f} s; see {child.log_path}")
+    raise SspError(f"{child.name} did not answer at {url} within {timeout:.0f} s; see {child.log_path}")
 
 
 def run_services(children: list[Child], urls: dict[str, str], duration: float | None, echo) -> None:
     """Wait until Ctrl-C, SIGTERM, ``duration`` or a child dying; then stop them all, last started first."""
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    for name, url in urls.items():
-        echo(f"  {name:<22s} {url}")
-    echo("running; Ctrl-C stops everything" + (f" (or after {duration:.0f} s)" if duration else ""))
-    deadline = None if duration is None else time.monotonic() + duration
     try:
-        while not stop.is_set():
-            dead = [c for c in children if not c.alive()]
-            if dead:
-                echo(f"{dead[0].name} stopped (exit code {dead[0].process.returncode}); the end of "
-                     f"{dead[0].log_path}:\n{dead[0].tail()}")
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            stop.wait(0.5)
+        with stop_on_sigterm(lambda *_: stop.set()):
+            for name, url in urls.items():
+                echo(f"  {name:<22s} {url}")
+            echo("running; Ctrl-C stops everything" + (f" (or after {duration:.0f} s)" if duration else ""))
+            deadline = None if duration is None else time.monotonic() + duration
+            while not stop.is_set():
+                dead = [c for c in children if not c.alive()]
+                if dead:
+                    echo(f"{dead[0].name} stopped (exit code {dead[0].process.returncode}); the end of "
+                         f"{dead[0].log_path}:\n{dead[0].tail()}")
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                stop.wait(0.5)
     except KeyboardInterrupt:
         echo("Ctrl-C: stopping")
     finally:
-        signal.signal(signal.SIGTERM, previous)
         for child in reversed(children):
             code = child.stop()
             echo(f"  stopped {child.name} (exit code {code})")
@@ -131,3 +132,93 @@ def new_token() -> str:
 
 def demo_log_dir() -> Path:
     return default_state_dir() / "logs" / "demo"
+
+
+# ---------------------------------------------------------------- the command
+@click.command("demo")
+@click.option("--tweets", type=click.IntRange(min=100), default=20_000, show_default=True,
+              help="Synthetic tweets for the first dataset.")
+@click.option("--version", "version", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Dataset version for every table of the run.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Tweets per second of the live synthetic stream the classifier sees.")
+@click.option("--duration", type=click.FloatRange(min=1), default=None,
+              help="Stop after this many seconds of running services (default: until Ctrl-C).")
+@click.pass_context
+def demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: float | None) -> None:
+    """The whole cycle on the embedded default: local stack, synthetic stream, ingest, dataset, Snorkel labels,
+    a first model; then the model server, live classification, the dashboard and the tagger, with their URLs.
+    Ctrl-C stops everything."""
+    from ssp.config import ServeConfig, WebConfig
+    from ssp.dataset.cli import prepare
+    from ssp.infra.cli import infra_up
+    from ssp.kafka.cli import produce
+    from ssp.labeling.cli import label
+    from ssp.model.cli import train
+    from ssp.streaming.cli import ingest
+
+    start = time.monotonic()
+    steps = 9
+
+    def step(n: int, text: str) -> None:
+        click.echo(f"[{n}/{steps}] {text}", err=True)
+
+    step(1, "starting the local stack (Kafka, PostgreSQL)")
+    ctx.invoke(infra_up)
+    step(2, f"producing {tweets:,} synthetic tweets into Kafka")
+    ctx.invoke(produce, source="synthetic", topic=None, ai_topic=True, rate=0.0, max_records=tweets, seed=None,
+               path=None, loop=False)
+    step(3, "ingesting them into PostgreSQL with Spark Structured Streaming")
+    ctx.invoke(ingest, topic=None, table_prefix=None, version=version, max_records=None, until_idle=10.0,
+               checkpoint_dir=None)
+    step(4, "deduplicating and splitting the dataset")
+    ctx.invoke(prepare, version=version, overwrite=False)
+    step(5, "weak labels with Snorkel")
+    ctx.invoke(label, version=version, engine=None)
+    step(6, "training the classifier and exporting a model version")
+    ctx.invoke(train, version=version, architecture=None, epochs=None, model_dir=None)
+
+    root = ctx.find_root().params
+    gin = {"gin_files": tuple(root.get("gin_files") or ()), "gin_params": tuple(root.get("gin_params") or ())}
+    serve_config, web = ServeConfig(), WebConfig()
+    logs = demo_log_dir()
+    token = os.environ.get("SSP_TAGGER_TOKEN") or new_token()
+    model_url = serve_config.url
+    children = [
+        Child("model server", ssp_argv("serve", **gin), logs / "serve.log"),
+        Child("classify stream", ssp_argv("classify", "--version", str(version), **gin), logs / "classify.log"),
+        Child("live synthetic tweets", ssp_argv("produce", "--rate", str(rate), "--max-records", str(10**9),
+                                                "--seed", str(int(time.time())), **gin), logs / "produce.log"),
+        Child("dashboard", ssp_argv("dashboard", "--version", str(version), **gin), logs / "dashboard.log"),
+        Child("tagger", ssp_argv("tagger", "--model-url", model_url, **gin), logs / "tagger.log",
+              env={"SSP_TAGGER_TOKEN": token}),
+    ]
+    urls = {
+        "model server": f"{model_url}/v1/models/{serve_config.model_name}",
+        "dashboard": f"http://{web.host}:{web.dashboard_port}/",
+        "live view": f"http://{web.host}:{web.dashboard_port}/live",
+        "tagger": f"http://{web.host}:{web.tagger_port}/",
+    }
+    started: list = []
+    try:
+        step(7, f"starting the model server (log: {children[0].log_path})")
+        children[0].start()
+        started.append(children[0])
+        wait_for_http(urls["model server"], children[0], 120)
+        step(8, f"starting live classification and a live synthetic stream at {rate:g} tweets/s (logs in {logs})")
+        for child in children[1:3]:
+            child.start()
+            started.append(child)
+        step(9, "starting the dashboard and the tagger")
+        for child, url in ((children[3], urls["dashboard"]), (children[4], urls["tagger"])):
+            child.start()
+            started.append(child)
+            wait_for_http(url, child, 60)
+    except BaseException:
+        for child in reversed(started):
+            child.stop()
+        raise
+    click.echo(f"demo ready in {time.monotonic() - start:.0f} s; sign in to the tagger with any name and the token "
+               f"{token}" + ("" if os.environ.get("SSP_TAGGER_TOKEN") else " (set SSP_TAGGER_TOKEN to choose it)"))
+    run_services(started, urls, duration, lambda line: click.echo(line, err=True))
+    click.echo(f"demo stopped after {time.monotonic() - start:.0f} s; the stack is still up (`ssp infra down` stops it)")

@@ -58,12 +58,15 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
+
+from ssp.errors import SspError
 
 __all__ = ["Tweet", "TweetParseError", "parse_tweet"]
 
@@ -117,7 +120,7 @@ _MONTHS = {
 _CREATED_AT_EXAMPLE = "e.g. 'Sun Apr 05 10:46:44 +0000 2020' or ISO 8601"
 
 
-class TweetParseError(ValueError):
+class TweetParseError(SspError, ValueError):
     """A payload that cannot become a :class:`Tweet`.
 
     ``reason`` is a short machine-friendly code (see the module docstring);
@@ -424,47 +427,49 @@ def _entities(
         return (), ()
     if not isinstance(entities, dict):
         raise _wrong_type(tweet_id, path, entities, "an object")
+    # one item at a time, links before hashtags: the first problem in the payload is the one reported
+    urls = _unique(_entity_url(item, tweet_id, f"{path}.urls[{index}]")
+                   for index, item in _entity_items(entities, "urls", tweet_id, path))
+    tags = _unique(_entity_tag(item, tweet_id, f"{path}.hashtags[{index}]", tag_key)
+                   for index, item in _entity_items(entities, "hashtags", tweet_id, path))
+    return urls, tags
 
-    urls: list[str] = []
-    url_items = entities.get("urls")
-    if url_items:
-        if not isinstance(url_items, list):
-            raise _wrong_type(tweet_id, path + ".urls", url_items, "a list")
-        for index, item in enumerate(url_items):
-            if not isinstance(item, dict):
-                raise _wrong_type(tweet_id, f"{path}.urls[{index}]", item, "an object")
-            if "media_key" in item:
-                continue
-            url = item.get("expanded_url") or item.get("url")
-            if url is None:
-                continue
-            if not isinstance(url, str):
-                raise _wrong_type(
-                    tweet_id, f"{path}.urls[{index}].expanded_url", url, "a string"
-                )
-            if url and url not in urls and not _on_tco(url):
-                urls.append(url)
 
-    hashtags: list[str] = []
-    tag_items = entities.get("hashtags")
-    if tag_items:
-        if not isinstance(tag_items, list):
-            raise _wrong_type(tweet_id, path + ".hashtags", tag_items, "a list")
-        for index, item in enumerate(tag_items):
-            if not isinstance(item, dict):
-                raise _wrong_type(
-                    tweet_id, f"{path}.hashtags[{index}]", item, "an object"
-                )
-            tag = item.get(tag_key)
-            if not isinstance(tag, str):
-                raise _wrong_type(
-                    tweet_id, f"{path}.hashtags[{index}].{tag_key}", tag, "a string"
-                )
-            tag = tag.lstrip("#")
-            if tag and tag not in hashtags:
-                hashtags.append(tag)
+def _entity_items(entities: dict, key: str, tweet_id: int, path: str) -> Iterator[tuple[int, dict]]:
+    """The objects of list ``entities[key]`` with their index; none when the key is absent or empty."""
+    items = entities.get(key)
+    if not items:
+        return
+    if not isinstance(items, list):
+        raise _wrong_type(tweet_id, f"{path}.{key}", items, "a list")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _wrong_type(tweet_id, f"{path}.{key}[{index}]", item, "an object")
+        yield index, item
 
-    return tuple(urls), tuple(hashtags)
+
+def _entity_url(item: dict, tweet_id: int, path: str) -> str | None:
+    """A URL entity's expanded link; None for a media link, a t.co link or none at all."""
+    if "media_key" in item:
+        return None
+    url = item.get("expanded_url") or item.get("url")
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise _wrong_type(tweet_id, f"{path}.expanded_url", url, "a string")
+    return None if _on_tco(url) else url
+
+
+def _entity_tag(item: dict, tweet_id: int, path: str, tag_key: str) -> str:
+    tag = item.get(tag_key)
+    if not isinstance(tag, str):
+        raise _wrong_type(tweet_id, f"{path}.{tag_key}", tag, "a string")
+    return tag.lstrip("#")
+
+
+def _unique(values) -> tuple[str, ...]:
+    """The non-empty values, each once, in first-seen order."""
+    return tuple(dict.fromkeys(value for value in values if value))
 
 
 def _on_tco(url: str) -> bool:

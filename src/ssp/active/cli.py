@@ -31,6 +31,7 @@ from ssp.active.simulate import (
 )
 from ssp.active.strategies import STRATEGIES
 from ssp.config import ActiveLearningConfig, InfraConfig, TrainConfig, default_state_dir
+from ssp.errors import SspError, database_error
 
 
 def _quiet_tensorflow() -> None:
@@ -38,11 +39,6 @@ def _quiet_tensorflow() -> None:
     # point here) would bury the progress bar and the summary; real errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-
-def _database_error(err: Exception, what: str) -> click.ClickException:
-    detail = str(getattr(err, "orig", None) or err).strip()
-    return click.ClickException(f"could not {what}: {detail}")
 
 
 @click.group("al")
@@ -67,7 +63,6 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from ssp.active.retrain import retrain
-    from ssp.model.export import ExportError
     from ssp.model.train import format_metrics
     from ssp.progress import progress_bar, summary
 
@@ -78,10 +73,10 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
     try:
         with progress_bar(f"retraining {config.model_name} on dataset {version}", config.epochs) as advance:
             result = retrain(InfraConfig().database_url, version, config, on_epoch=lambda epoch, logs: advance())
-    except (ExportError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from err
+    except (ValueError, OSError) as err:
+        raise SspError(str(err)) from err
     except SQLAlchemyError as err:
-        raise _database_error(err, "read the dataset tables") from err
+        raise database_error(err, "reading the dataset tables") from err
     click.echo(f"new model version {result.model_version} at {result.path}")
     if result.metrics is not None:
         click.echo(f"metrics on {result.test_rows} {result.metrics_source} test labels:")
@@ -215,10 +210,10 @@ def simulate_command(version: int | None, synthetic: int | None, gold: str | Non
             for name in to_run:
                 results[name] = simulate(data, strategies, rounds=rounds, batch=batch, seeds=seeds, initial=initial,
                                          config=config, on_round=lambda *_: advance(), setting=name, weak=weak)
-    except (SimulationError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from err
+    except (ValueError, OSError) as err:  # a SimulationError is a ValueError that names its input
+        raise SspError(str(err)) from err
     except SQLAlchemyError as err:
-        raise _database_error(err, "read the dataset tables") from err
+        raise database_error(err, "reading the dataset tables") from err
     per_setting, lines = {}, []
     for name, result in results.items():
         csv_name, png_name = output_names(name, both=len(results) > 1)

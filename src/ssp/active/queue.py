@@ -34,7 +34,6 @@ The SQL function and indexes the queries need are created on demand and idempote
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
@@ -44,6 +43,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ssp.active.strategies import STRATEGIES
+from ssp.errors import SspError
+from ssp.storage.postgres import advisory_lock_key
 from ssp.storage.tables import MODEL_SCORES_TABLE, model_scores_table, validate_identifier
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ $fn$;
 """
 
 
-class QueueError(ValueError):
+class QueueError(SspError, ValueError):
     """A queue request that cannot be served: unknown strategy, bad cursor, missing model version."""
 
 
@@ -222,8 +223,7 @@ def model_scores_index_statements() -> dict[str, str]:
 
 
 def _lock_key(name: str) -> int:
-    digest = hashlib.sha256(f"ssp.active.queue:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_lock_key("ssp.active.queue", name)
 
 
 def ensure_model_scores(conn) -> None:

@@ -50,6 +50,7 @@ import numpy as np
 
 from ssp.active.strategies import STRATEGIES, order
 from ssp.config import LabelConfig, TrainConfig
+from ssp.errors import SspError
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ GOLD_SEED = 42
 RoundCallback = Callable[[str, int, int, float], None]
 
 
-class SimulationError(ValueError):
+class SimulationError(SspError, ValueError):
     """The experiment cannot run as asked; the message names the input and the problem."""
 
 
@@ -113,8 +114,8 @@ def synthetic_data(n: int, seed: int = SYNTHETIC_SEED, test_share: float = SYNTH
 
     Duplicates are dropped before the split so the test set shares no text with the pool.
     """
-    from ssp.dataset.prepare import normalize_text
     from ssp.sources.synthetic import SyntheticTweets
+    from ssp.text import normalize_text
     from ssp.tweets import parse_tweet
 
     if n < 20:

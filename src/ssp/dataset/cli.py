@@ -31,8 +31,8 @@ def prepare(version: int | None, overwrite: bool) -> None:
     import psycopg2
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ssp.dataset.prepare import DatasetError, prepare_dataset
-    from ssp.errors import SspError
+    from ssp.dataset.prepare import prepare_dataset
+    from ssp.errors import SspError, database_error
     from ssp.progress import summary
 
     config = DatasetConfig()
@@ -40,10 +40,10 @@ def prepare(version: int | None, overwrite: bool) -> None:
         config = dataclasses.replace(config, version=version)
     try:
         result = prepare_dataset(InfraConfig().database_url, config, overwrite=overwrite)
-    except (DatasetError, ValueError) as err:
+    except SspError:
+        raise
+    except ValueError as err:
         raise SspError(str(err)) from err
     except (psycopg2.Error, SQLAlchemyError) as err:
-        # SQLAlchemy wraps the driver's error; the driver's own message is the one that says what went wrong
-        detail = str(getattr(err, "orig", None) or err).strip()
-        raise SspError(f"database error while preparing dataset version {config.version}: {detail}") from err
+        raise database_error(err, f"preparing dataset version {config.version}") from err
     summary(result.line())

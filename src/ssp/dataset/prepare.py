@@ -28,14 +28,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from ssp.config import ConfigError, DatasetConfig
+from ssp.errors import SspError
 from ssp.progress import progress_bar
-from ssp.storage.postgres import make_engine, rows_to_csv
+from ssp.storage.postgres import advisory_lock_key, make_engine, rows_to_csv
 from ssp.storage.tables import (
     DATASET_COLUMNS,
     DATASET_SPLITS,
@@ -46,6 +46,7 @@ from ssp.storage.tables import (
     validate_version,
     versioned_table_name,
 )
+from ssp.text import normalize_text
 
 __all__ = [
     "DEDUP",
@@ -71,41 +72,10 @@ _TWEET_COLUMNS = ("id", "created_at", "text", "lang", "user_screen_name", "urls"
 # prepare transaction only.
 _WORK_MEM = "64MB"
 
-# Repeated, because a retweet of a retweet reads "RT @a: RT @b: ...".
-_RT_PREFIX = re.compile(r"^(?:\s*rt\s+@\w+:)+", re.IGNORECASE)
-# \b: the "www." in "awww.so cute" is no link
-_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 
 
-class DatasetError(RuntimeError):
+class DatasetError(SspError, RuntimeError):
     """The dataset cannot be prepared from what is in the database; the message says why."""
-
-
-def normalize_text(text: str) -> str:
-    """The key two tweets must share to count as duplicates.
-
-    A leading ``RT @user:`` is dropped so that a retweet matches its original; links are dropped
-    because the same page is shared through ever new t.co links; case and runs of whitespace are
-    folded. Punctuation, mentions elsewhere, hashtags and emoji stay: they change what a tweet says.
-
-    >>> normalize_text("RT @nasa:  Launch   TODAY https://t.co/AbC123 🚀")
-    'launch today 🚀'
-    >>> normalize_text("launch today\\n🚀 https://t.co/Zz9")
-    'launch today 🚀'
-    >>> normalize_text("Launch today!")
-    'launch today!'
-
-    A tweet that is nothing but links keeps them, so that two tweets sharing different pages are
-    not taken for one:
-
-    >>> normalize_text("https://t.co/AbC https://t.co/Xy")
-    'https://t.co/abc https://t.co/xy'
-    """
-    stripped = _URL.sub(" ", _RT_PREFIX.sub("", text))
-    normalized = " ".join(stripped.casefold().split())
-    if normalized:
-        return normalized
-    return " ".join(text.casefold().split())
 
 
 def split_rank(seed: int, tweet_id: int) -> bytes:
@@ -214,9 +184,8 @@ class PrepareSummary:
 
 
 def _lock_key(version: int) -> int:
-    """A signed 64-bit advisory-lock key for this version's prepare, unlikely to meet anyone else's."""
-    digest = hashlib.sha256(f"ssp.dataset.prepare:{version}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    """The advisory-lock key of this version's prepare."""
+    return advisory_lock_key("ssp.dataset.prepare", version)
 
 
 def _existing(cur, names) -> list[str]:

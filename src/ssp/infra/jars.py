@@ -15,9 +15,10 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from ssp.config import InfraConfig, default_cache_dir
+from ssp.errors import SspError
 
 
-class JarFetchError(RuntimeError):
+class JarFetchError(SspError, RuntimeError):
     """Maven could not fetch a jar set; the message says what to check."""
 
 

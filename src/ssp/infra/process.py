@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ssp.errors import SspError
 
-class InfraError(RuntimeError):
+
+class InfraError(SspError, RuntimeError):
     """A local service could not be started or reached; the message says how to fix it."""
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from ssp.config import InfraConfig, default_state_dir
+from ssp.errors import database_reason
 from ssp.infra.jars import fetch_jars, kafka_broker_artifacts, spark_kafka_artifacts
 from ssp.infra.kafka_server import KafkaServer
 from ssp.infra.postgres_server import PostgresServer
@@ -29,7 +30,7 @@ def database_reachable(url: str) -> tuple[bool, str]:
     try:
         conn = psycopg2.connect(url, connect_timeout=3)
     except psycopg2.Error as err:
-        return False, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return False, database_reason(err)
     conn.close()
     return True, "ok"
 

@@ -8,8 +8,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
 
+from ssp.errors import SspError
 
-class KafkaUnavailableError(RuntimeError):
+
+class KafkaUnavailableError(SspError, RuntimeError):
     """The broker does not answer; the message names the address and the fix."""
 
 

@@ -67,7 +67,7 @@ def label(ctx: click.Context, version: int | None, engine: str | None) -> None:
     ctx.obj["version"] = version
     if ctx.invoked_subcommand is not None:
         return
-    from ssp.errors import SspError
+    from ssp.errors import SspError, database_error
     from ssp.labeling.functions import LabelingFunctionError
     from ssp.labeling.pipeline import LabelingError, run_labeling
     from ssp.progress import summary
@@ -78,7 +78,7 @@ def label(ctx: click.Context, version: int | None, engine: str | None) -> None:
     except (LabelingError, LabelingFunctionError, OSError) as err:
         raise SspError(str(err)) from err
     except psycopg2.OperationalError as err:
-        raise SspError(f"cannot reach the database: {str(err).strip()}") from err
+        raise database_error(err, f"labelling dataset version {config.version}") from err
     title = f"Labelling functions on snorkel_train_dataset_{config.version} ({result.rows['snorkel_train']:,} tweets)"
     if result.gold_rows:
         title += f"; Correct/Incorrect/Emp. Acc. on {result.gold_rows} gold-labelled tweets"
@@ -100,7 +100,7 @@ def evaluate(ctx: click.Context, version: int | None) -> None:
     """Weak labels (slabel) against gold labels (label, written by the tagger) on dev and test: accuracy,
     precision, recall and F1 for the AI class, the confusion matrix, and each labelling function's
     empirical accuracy; saved as evaluation.json and evaluation.png beside the label files."""
-    from ssp.errors import SspError
+    from ssp.errors import SspError, database_error
     from ssp.labeling.functions import LabelingFunctionError
     from ssp.labeling.pipeline import LabelingError, evaluate_weak_labels
     from ssp.progress import console, summary
@@ -113,7 +113,7 @@ def evaluate(ctx: click.Context, version: int | None) -> None:
     except (LabelingError, LabelingFunctionError, OSError) as err:
         raise SspError(str(err)) from err
     except psycopg2.OperationalError as err:
-        raise SspError(f"cannot reach the database: {str(err).strip()}") from err
+        raise database_error(err, f"evaluating the weak labels of dataset version {config.version}") from err
     for split, m in evaluation.splits.items():
         (tn, fp), (fn, tp) = m["confusion"]
         console.print(

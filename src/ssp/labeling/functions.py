@@ -86,7 +86,7 @@ import pandas as pd
 from snorkel.labeling import LabelingFunction
 
 from ssp.config import data_path
-from ssp.sources import KeywordMatcher, load_ai_keywords
+from ssp.text import KeywordMatcher, load_ai_keywords
 
 __all__ = [
     "ABSTAIN",

@@ -32,7 +32,7 @@ def train(version: int | None, architecture: str | None, epochs: int | None, mod
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ssp.model.export import ExportError
+    from ssp.errors import SspError, database_error
     from ssp.model.train import format_metrics, run_training
     from ssp.progress import progress_bar
 
@@ -41,11 +41,13 @@ def train(version: int | None, architecture: str | None, epochs: int | None, mod
     try:
         with progress_bar(f"training {config.model_name} on dataset {config.version}", config.epochs) as advance:
             summary = run_training(InfraConfig().database_url, config, on_epoch=lambda epoch, logs: advance())
-    except (ExportError, ValueError, OSError) as err:
-        # TrainingDataError and unsafe table or model names are ValueErrors that name their input
-        raise click.ClickException(str(err)) from err
+    except SspError:
+        raise
+    except (ValueError, OSError) as err:
+        # TrainingDataError is a ValueError that names its input
+        raise SspError(str(err)) from err
     except SQLAlchemyError as err:
-        raise click.ClickException(f"could not read the dataset tables: {getattr(err, 'orig', None) or err}") from err
+        raise database_error(err, "reading the dataset tables") from err
     if summary.metrics is not None:
         source = "gold test labels" if summary.metrics_source == "gold" else "Snorkel test labels (no gold test labels)"
         click.echo(f"metrics on {summary.test_rows} {source}:")

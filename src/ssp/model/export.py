@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ssp.errors import SspError
+
 SIGNATURE_NAME = "serving_default"
 INPUT_NAME = "text"
 OUTPUT_NAME = "ai_prob"
@@ -33,7 +35,7 @@ TEMP_PREFIX = ".tmp-"
 _MAX_PUBLISH_ATTEMPTS = 1000
 
 
-class ExportError(RuntimeError):
+class ExportError(SspError, RuntimeError):
     """A model could not be exported; the message names the folder and the reason."""
 
 

@@ -81,7 +81,7 @@ def list_pattern(entries: Iterable[str]) -> str:
 def read_lexicon(folder: Path | None = None, names: Sequence[str] = LEXICON_LISTS) -> list[list[str]]:
     """The entries of each list in ``names``, from ``folder`` (default: the labelling functions' folder)."""
     from ssp.labeling.functions import default_keyword_dir
-    from ssp.sources import load_ai_keywords
+    from ssp.text import load_ai_keywords
 
     folder = Path(folder) if folder else default_keyword_dir()
     return [load_ai_keywords(folder / f"{name}.txt") for name in names]

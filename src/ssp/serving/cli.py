@@ -19,7 +19,8 @@ from pathlib import Path
 
 import click
 
-from ssp.config import ServeConfig, TrainConfig, default_state_dir
+from ssp.config import ServeConfig, TrainConfig
+from ssp.errors import SspError
 
 TF_SERVING_BINARY = "tensorflow_model_server"
 
@@ -35,7 +36,7 @@ class ServeLimits:
 
 def default_model_base_path(model_name: str) -> Path:
     """Where the trainer exports ``model_name``: ``<TrainConfig.model_dir or <state dir>/models>/<model_name>``."""
-    return Path(TrainConfig().model_dir or default_state_dir() / "models") / model_name
+    return TrainConfig().models_path / model_name
 
 
 def tf_serving_command(binary: str, model_name: str, base_path: Path, rest_api_port: int, grpc_port: int,
@@ -122,7 +123,7 @@ def serve(model_name, model_base_path, host, rest_api_port, poll_wait_seconds, m
 
     binary = shutil.which(TF_SERVING_BINARY)
     if implementation == "tensorflow" and binary is None:
-        raise click.ClickException(f"--server tensorflow: {TF_SERVING_BINARY} is not on the PATH")
+        raise SspError(f"--server tensorflow: {TF_SERVING_BINARY} is not on the PATH")
     if implementation != "ssp" and binary is not None:
         if port == 0:
             raise click.BadParameter(f"{TF_SERVING_BINARY} needs a fixed port (0 turns its REST API off)",
@@ -155,9 +156,9 @@ def _run_ssp_server(model_name: str, base_path: Path, host: str, port: int, poll
                             allowed_hosts=limits.allowed_hosts, version_labels=labels, on_ready=ready)
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
-            raise click.ClickException(f"port {host}:{port} is already in use; stop that program or pass "
+            raise SspError(f"port {host}:{port} is already in use; stop that program or pass "
                                        f"--rest-api-port {port + 10}") from err
-        raise click.ClickException(f"cannot serve {base_path} on {host}:{port}: {err}") from err
+        raise SspError(f"cannot serve {base_path} on {host}:{port}: {err}") from err
     summary(result.line())
 
 

@@ -29,11 +29,13 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
+from ssp.errors import SspError
+
 VERSION_HEADER = "X-Ssp-Model-Version"  # sent by ssp's own server; TF Serving's answer has no version
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
-class ModelServerError(RuntimeError):
+class ModelServerError(SspError, RuntimeError):
     """A call to the model server failed; the message names the URL and the server's reason."""
 
     def __init__(self, message: str, url: str, status_code: int | None = None) -> None:
@@ -82,7 +84,7 @@ class PredictClient:
         config = ServeConfig()
         settings = {"timeout": config.client_timeout_seconds, "retries": config.client_retries,
                     "batch_size": config.client_batch_size, **overrides}
-        return cls(base_url or f"http://{config.host}:{config.rest_api_port}", config.model_name, **settings)
+        return cls(base_url or config.url, config.model_name, **settings)
 
     def close(self) -> None:
         self._pool.clear()

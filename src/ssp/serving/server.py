@@ -69,6 +69,9 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
+from ssp.errors import SspError
+from ssp.signals import stop_on_sigterm
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -93,7 +96,7 @@ _HOST_HEADER = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::([0-9]{1,5}))?")
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
-class ApiError(Exception):
+class ApiError(SspError):
     """A request the server answers with ``{"error": message}`` and an HTTP status."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -932,18 +935,23 @@ def run_server(model_name: str, base_path: Path, host: str, port: int, *, poll_w
                     "saved_model.pb); waiting for one", model_name, base_path)
     httpd = ModelHTTPServer((host, port), model, max_request_bytes, max_batch_size, allowed_hosts)
     stop = stop or threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    with stop_on_sigterm(lambda *_: stop.set(), (signal.SIGTERM, signal.SIGINT)):
+        _serve_until_stopped(model, httpd, host, stop, poll_wait_seconds, on_ready)
+    stats = httpd.stats
+    return ServeSummary(model_name, time.monotonic() - start, stats.requests, stats.predictions, stats.errors,
+                        tuple(model.loaded_ever))
+
+
+def _serve_until_stopped(model: ServedModel, httpd: ModelHTTPServer, host: str, stop: threading.Event,
+                         poll_wait_seconds: float, on_ready: Callable[[str], None] | None) -> None:
     poller = threading.Thread(target=_poll_forever, args=(model, poll_wait_seconds, stop), name="ssp-model-poller",
                               daemon=True)
     listener = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="ssp-http",
                                 daemon=True)
     poller.start()
     listener.start()
-    url = f"http://{host}:{httpd.server_address[1]}/v1/models/{model_name}"
-    log.info("serving model %s from %s at %s", model_name, base_path, url)
+    url = f"http://{host}:{httpd.server_address[1]}/v1/models/{model.name}"
+    log.info("serving model %s from %s at %s", model.name, model.base_path, url)
     if on_ready is not None:
         on_ready(url)
     try:
@@ -956,11 +964,6 @@ def run_server(model_name: str, base_path: Path, host: str, port: int, *, poll_w
         httpd.server_close()
         stop.set()
         poller.join(timeout=poll_wait_seconds + 5)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    stats = httpd.stats
-    return ServeSummary(model_name, time.monotonic() - start, stats.requests, stats.predictions, stats.errors,
-                        tuple(model.loaded_ever))
 
 
 def parse_version_labels(items: Sequence[str]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Tweet sources and the AI keyword list that routes tweets to ``ai_tweets_topic``.
+"""Tweet sources.
 
 A source is any iterator of raw payloads: X API v1.1 status dicts, X API v2
 ``{"data": ..., "includes": ...}`` dicts, or ``bytes`` for a record that is not valid
@@ -9,19 +9,19 @@ Kafka, rate limiting and keying by tweet id belong to the producer.
 * :mod:`ssp.sources.replay` -- JSON/JSONL files recorded earlier.
 * :mod:`ssp.sources.twitter` -- the X API v2 filtered stream, via tweepy.
 
-Keyword matching (:func:`matches_ai_keywords`) follows the rules written at the top of
-``data/ai_keywords.txt``: whole words, phrases in any spacing or as one hashtag, and
-acronyms written in capitals matched only in capitals (or as a hashtag), so that
-"200 ml of milk" and "Ai Weiwei" are not taken for machine learning.
+The AI keyword list and its matcher live in :mod:`ssp.text` (the producer, the labelling
+functions and the synthetic source all use them); they are importable from here too.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterable
-from functools import lru_cache
-from pathlib import Path
+from ssp.text import (
+    KEYWORDS_FILE_NAME,
+    KeywordMatcher,
+    default_keywords_path,
+    load_ai_keywords,
+    matches_ai_keywords,
+)
 
 __all__ = [
     "KEYWORDS_FILE_NAME",
@@ -30,126 +30,3 @@ __all__ = [
     "load_ai_keywords",
     "matches_ai_keywords",
 ]
-
-KEYWORDS_FILE_NAME = "ai_keywords.txt"
-
-# "#AI" is a keyword, "# note" and a lone "#" are comments, as is " # note" after one.
-_COMMENT_LINE = re.compile(r"#(?:\s|$)")
-_INLINE_COMMENT = re.compile(r"\s+#\s.*$")
-_PHRASE_JOINER = r"[\s\-_]+"
-_HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
-_NOT_TAG_CHARS = re.compile(r"[\W_]+")
-# Scripts written without spaces: a keyword in them has no word boundary to look for.
-# (Korean is written with spaces, but its particles join the word before them: "데이터셋이".)
-_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-
-
-def default_keywords_path() -> Path:
-    """The keyword file used when none is given: ``$SSP_DATA_DIR/ai_keywords.txt`` when that file
-    exists, otherwise the repo's ``data/ai_keywords.txt`` (:func:`ssp.config.data_path`)."""
-    from ssp.config import data_path
-
-    return data_path(KEYWORDS_FILE_NAME)
-
-
-def load_ai_keywords(path: str | Path | None = None) -> list[str]:
-    """Read the keyword list: one keyword or phrase a line, ``# `` comments, no repeats."""
-    if path is None:
-        path = default_keywords_path()
-        if not path.is_file():
-            searched = [str(path)]
-            if os.environ.get("SSP_DATA_DIR"):
-                searched.insert(0, str(Path(os.environ["SSP_DATA_DIR"]) / KEYWORDS_FILE_NAME))
-            raise FileNotFoundError(
-                f"AI keyword list not found (looked at {', '.join(searched)}); "
-                f"set SSP_DATA_DIR to a folder holding {KEYWORDS_FILE_NAME}"
-            )
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"AI keyword list {path} does not exist")
-    keywords: list[str] = []
-    seen: set[str] = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or _COMMENT_LINE.match(line):
-            continue
-        keyword = _INLINE_COMMENT.sub("", line)
-        if keyword.casefold() not in seen:
-            seen.add(keyword.casefold())
-            keywords.append(keyword)
-    if not keywords:
-        raise ValueError(f"AI keyword list {path} holds no keywords")
-    return keywords
-
-
-def _is_acronym(keyword: str) -> bool:
-    return keyword.isupper() and not any(ch.isspace() for ch in keyword)
-
-
-def _tag_form(word: str) -> str:
-    return _NOT_TAG_CHARS.sub("", word).lower()
-
-
-def _pattern(keyword: str) -> str:
-    words = [re.escape(word) for word in re.split(_PHRASE_JOINER, keyword) if word]
-    body = _PHRASE_JOINER.join(words)
-    if _UNSPACED_SCRIPT.search(keyword):
-        return body
-    # A plural or possessive ("LLMs", "GPT's") still names the thing.
-    return rf"(?<!\w){body}(?:'?s)?(?!\w)"
-
-
-def _alternation(keywords: list[str], flags: int) -> re.Pattern[str] | None:
-    if not keywords:
-        return None
-    # Longest first so a phrase wins over a keyword that is its prefix.
-    ordered = sorted(keywords, key=len, reverse=True)
-    return re.compile("|".join(_pattern(keyword) for keyword in ordered), flags)
-
-
-class KeywordMatcher:
-    """Decides whether a text mentions any keyword of a list; see the module docstring."""
-
-    def __init__(self, keywords: Iterable[str]) -> None:
-        self.keywords: tuple[str, ...] = tuple(k.strip() for k in keywords if k.strip())
-        acronyms = [k for k in self.keywords if not k.startswith("#") and _is_acronym(k)]
-        words = [
-            k for k in self.keywords if not k.startswith("#") and not _is_acronym(k)
-        ]
-        self._acronyms = _alternation(acronyms, 0)
-        self._words = _alternation(words, re.IGNORECASE)
-        self._tags = frozenset(
-            form for form in (_tag_form(k) for k in self.keywords) if form
-        )
-
-    def matches(self, text: str | None) -> bool:
-        if not text:
-            return False
-        if self._words is not None and self._words.search(text):
-            return True
-        if self._acronyms is not None and self._acronyms.search(text):
-            return True
-        if "#" in text:
-            for tag in _HASHTAG.findall(text):
-                form = _tag_form(tag)
-                if form in self._tags or (form.endswith("s") and form[:-1] in self._tags):
-                    return True
-        return False
-
-    __call__ = matches
-
-
-@lru_cache(maxsize=8)
-def _cached_matcher(keywords: tuple[str, ...]) -> KeywordMatcher:
-    return KeywordMatcher(keywords)
-
-
-def matches_ai_keywords(text: str | None, keywords: Iterable[str] | KeywordMatcher) -> bool:
-    """True when ``text`` mentions one of ``keywords`` (a list or a :class:`KeywordMatcher`).
-
-    The compiled matcher for a list is cached, so calling this once per tweet with the
-    same list costs a tuple conversion, not a regex compilation.
-    """
-    if isinstance(keywords, KeywordMatcher):
-        return keywords.matches(text)
-    return _cached_matcher(tuple(keywords)).matches(text)

@@ -16,8 +16,7 @@ after case, whitespace and links are normalised away. The default mix (see the
 
 * about 28% AI posts: 20% with an obvious term (AI, machine learning, LLM, model, lab and
   library names; papers with arXiv links, releases with GitHub and Hugging Face links,
-  policy and product news, jobs, tutorials, complaints, and AI in everyday life: the bank's
-  chatbot, an AI detector at school, AI art on a poster) and 8% ``implicit_ai`` ones in the
+  policy and product news, jobs, tutorials, complaints) and 8% ``implicit_ai`` ones in the
   jargon of people who train models (loss curves, CUDA out of memory, GPU queues, eval
   sets, annotation guidelines, tokenizers, sweeps, papers accepted at venues, Kaggle).
   ``field_terms_share`` (45%) of each is ``field_terms``: frames (questions, complaints,
@@ -33,9 +32,7 @@ after case, whitespace and links are normalised away. The default mix (see the
   toys, Claude from accounting, Python the snake, Gemini the sign, a llama, a plane's
   copilot, big-company news that is not about AI;
 * 12% ``hard_negative`` posts using big, deep, data, network, language, intelligence,
-  model, learning, training, neural, vision, smart, bot... in their everyday senses, and
-  short posts holding little else than one such word in an everyday collocation (the washing
-  machine, body language, text me back), since a short post gives a model nothing else to go by;
+  model, learning, training, neural, vision, smart, bot... in their everyday senses;
 * 15% ``news`` posts (also ``hard_negative``): science, health, business and tech that is
   not AI (new studies, university news, vaccines, earnings, small businesses, startups,
   gadget reviews, software updates, app outages, cybersecurity, launches, climate reports,
@@ -44,8 +41,6 @@ after case, whitespace and links are normalised away. The default mix (see the
   crypto pumps, giveaway bots, quotes, horoscopes, one- or two-word exclamations, fancams,
   lyrics, blessings;
 * the rest (26%) ordinary posts: sports, K-pop, politics, food, weather, travel, jobs, religion,
-  everyday life in the very frames of the AI-in-everyday-life posts with no AI in them (so the
-  bank, the school and the group chat say nothing either way),
   Wordle, giveaways and spam, slang and typos, emoji-only (``und``);
 * every kind in many languages: 28% of tweets are not in English (es, ja, pt, id, fr, de,
   tl, hi, ko, tr, it, ar, th, vi, nl, pl, sw and ``und``), with the right ``lang``;
@@ -78,8 +73,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ssp.sources import load_ai_keywords
 from ssp.sources import synthetic_vocab as vocab
-from ssp.text import load_ai_keywords
 
 __all__ = ["DEFAULT_START", "SyntheticTweet", "SyntheticTweets", "synthetic_payloads"]
 
@@ -102,7 +97,6 @@ _ENTITY = re.compile(
     r"|(?<![\w&#])#(?P<tag>\w+)|(?<![\w@])@(?P<user>\w{1,15}))"
 )
 _TCO = re.compile(r"(https://t\.co/[A-Za-z0-9]+)")
-_ENDS_IN_LINK = re.compile(r"https://t\.co/[A-Za-z0-9]+$")
 _SOURCES = (
     '<a href="http://twitter.com/download/iphone" rel="nofollow">Twitter for iPhone</a>',
     '<a href="http://twitter.com/download/android" rel="nofollow">Twitter for Android</a>',
@@ -612,9 +606,7 @@ class _Run:
             if rng.random() < 0.3:
                 text = self._pick(openers) + text
             if rng.random() < 0.3:
-                closer = self._pick(vocab.CLOSERS[template.lang])
-                # a closer written without a space ("w" in Japanese) must not run into a link
-                text += (" " + closer) if _ENDS_IN_LINK.search(text) and closer[:1].isalnum() else closer
+                text += self._pick(vocab.CLOSERS[template.lang])
             if template.lang in _TYPO_LANGS and template.kind not in _EXACT_KINDS and rng.random() < 0.15:
                 text = self._typo(text)
         return self._decorate_extras(text, template, urls)

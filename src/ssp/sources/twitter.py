@@ -45,7 +45,8 @@ import orjson
 import requests
 import tweepy
 
-from ssp.sources import load_ai_keywords
+from ssp.errors import SspError
+from ssp.text import load_ai_keywords
 
 __all__ = [
     "BASE_URL_ENV_VAR",
@@ -86,11 +87,11 @@ _POLL_SECONDS = 0.2
 _JOIN_SECONDS = 5.0
 
 
-class MissingCredentialsError(RuntimeError):
+class MissingCredentialsError(SspError, RuntimeError):
     """No bearer token was given or found in the environment."""
 
 
-class TwitterStreamError(RuntimeError):
+class TwitterStreamError(SspError, RuntimeError):
     """X refused a request or the stream could not be kept up; ``status_code`` if HTTP."""
 
     def __init__(self, message: str, status_code: int | None = None) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import MetaData, Table, create_engine, inspect
 from sqlalchemy.engine import Engine
 
-from ssp.storage.tables import validate_identifier
+from ssp.storage.tables import TWEET_COLUMNS, validate_identifier
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -47,6 +48,21 @@ def table_exists(engine: Engine, name: str) -> bool:
     return inspect(engine).has_table(validate_identifier(name, "table name"))
 
 
+def advisory_lock_key(scope: str, name: object) -> int:
+    """The signed 64-bit key of ``pg_advisory_xact_lock`` for ``name`` within ``scope`` (a module's name), so
+    that two stages' locks do not meet by chance.
+
+    >>> advisory_lock_key("ssp.dataset.prepare", 3) == advisory_lock_key("ssp.dataset.prepare", "3")
+    True
+    >>> -2**63 <= advisory_lock_key("ssp.active.queue", "model_scores") < 2**63
+    True
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{scope}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def pg_array_literal(items: Iterable[str]) -> str:
     """A PostgreSQL text[] literal, every element quoted so commas and braces stay data."""
     quoted = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
@@ -57,6 +73,23 @@ def pg_bytea_literal(data: bytes | None) -> str | None:
     return None if data is None else "\\x" + data.hex()
 
 
+def tweet_row(tweet) -> tuple:
+    """A canonical tweet's values for :data:`ssp.storage.tables.TWEET_COLUMNS`, arrays as ``text[]`` literals:
+    the one tweet-to-row rule of every table that holds tweets."""
+    return (tweet.id, tweet.created_at, tweet.text, tweet.lang, tweet.user_screen_name,
+            pg_array_literal(tweet.urls), pg_array_literal(tweet.hashtags))
+
+
+def tweet_arrow_columns(tweets: Sequence) -> dict:
+    """:func:`tweet_row` for many tweets, as one Arrow array per column of ``TWEET_COLUMNS``."""
+    import pyarrow as pa
+
+    types = (pa.int64(), pa.timestamp("us", tz="UTC"), pa.string(), pa.string(), pa.string(), pa.string(),
+             pa.string())
+    values = zip(*map(tweet_row, tweets), strict=True) if tweets else ([] for _ in TWEET_COLUMNS)
+    return {name: pa.array(list(column), kind) for name, column, kind in zip(TWEET_COLUMNS, values, types, strict=True)}
+
+
 def _csv_field(value) -> str:
     # COPY's CSV format reads an unquoted empty field as NULL and a quoted one as ''
     if value is None:
@@ -65,6 +98,8 @@ def _csv_field(value) -> str:
         return '"' + value.replace('"', '""') + '"'
     if isinstance(value, bool):
         return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
     return str(value)
 
 
@@ -170,11 +205,7 @@ def insert_raw_tweets(database_url: str, table: str, payloads: Iterable[dict]) -
         if tweet.id in seen:
             continue
         seen.add(tweet.id)
-        rows.append((
-            tweet.id, tweet.created_at.isoformat(), tweet.text, tweet.lang, tweet.user_screen_name,
-            pg_array_literal(tweet.urls), pg_array_literal(tweet.hashtags), tweet.is_retweet,
-            json.dumps(payload), "direct_load", 0, offset,
-        ))
+        rows.append((*tweet_row(tweet), tweet.is_retweet, json.dumps(payload), "direct_load", 0, offset))
     conn = psycopg2.connect(libpq_url(database_url))
     try:
         inserted = copy_insert_ignore_conflicts(conn, table, RAW_TWEET_COLUMNS, rows, ("id",), ("id",))

@@ -36,11 +36,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSON
 
+from ssp.errors import SspError
+
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1
 
 
-class UnsafeIdentifierError(ValueError):
+class UnsafeIdentifierError(SspError, ValueError):
     """A table name, prefix or version that must not reach SQL."""
 
 
@@ -73,6 +75,11 @@ def versioned_table_name(prefix: str, version: int | str) -> str:
     return validate_identifier(f"{prefix}_{validate_version(version)}", "table name")
 
 
+def _table(name: str, metadata: MetaData | None, *parts) -> Table:
+    """A table named ``name`` (validated) in ``metadata`` (a new one when None): the one way tables are made here."""
+    return Table(validate_identifier(name, "table name"), metadata or MetaData(), *parts)
+
+
 def _tweet_columns() -> list[Column]:
     """The canonical tweet's fields, keyed by tweet id: the first columns of every tweet table."""
     return [
@@ -86,71 +93,74 @@ def _tweet_columns() -> list[Column]:
     ]
 
 
+# The canonical tweet's fields as columns, in table order: what every tweet table starts with.
+TWEET_COLUMNS = tuple(column.name for column in _tweet_columns())
+
+
+def _kafka_position_columns() -> list[Column]:
+    """Where a stream's row sat in Kafka: topic, partition, offset."""
+    return [
+        Column("kafka_topic", Text, nullable=False),
+        Column("kafka_partition", Integer, nullable=False),
+        Column("kafka_offset", BigInteger, nullable=False),
+    ]
+
+
+KAFKA_POSITION_COLUMNS = tuple(column.name for column in _kafka_position_columns())
+
+
+def _score_columns() -> list[Column]:
+    """P(AI) and the model version that gave it."""
+    return [
+        Column("ai_prob", Float(precision=24), nullable=False),
+        Column("model_version", BigInteger, nullable=False),
+    ]
+
+
+def _classified_at_column() -> Column:
+    # clock_timestamp, not now(): the moment each row was written, not its transaction's start
+    return Column("classified_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp())
+
+
 def raw_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
     """Canonical tweets as ingested, one row per tweet id, with their Kafka position."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         *_tweet_columns(),
         Column("is_retweet", Boolean, nullable=False),
         # json, not jsonb: keeps the payload's exact text and COPYs twice as fast; ->> still works
         Column("raw", JSON, nullable=False),
-        Column("kafka_topic", Text, nullable=False),
-        Column("kafka_partition", Integer, nullable=False),
-        Column("kafka_offset", BigInteger, nullable=False),
+        *_kafka_position_columns(),
         # clock_timestamp, not now(): the moment each row was written, not its transaction's start
         Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
     )
 
 
-RAW_TWEET_COLUMNS = (
-    "id",
-    "created_at",
-    "text",
-    "lang",
-    "user_screen_name",
-    "urls",
-    "hashtags",
-    "is_retweet",
-    "raw",
-    "kafka_topic",
-    "kafka_partition",
-    "kafka_offset",
-)
+RAW_TWEET_COLUMNS = (*TWEET_COLUMNS, "is_retweet", "raw", *KAFKA_POSITION_COLUMNS)
+
+
+# A dead letter is keyed by where it sat in Kafka, per table it was meant for.
+DEAD_LETTER_KEY = ("target_table", *KAFKA_POSITION_COLUMNS)
 
 
 def dead_letter_table(name: str, metadata: MetaData | None = None) -> Table:
     """Stream records that could not become tweets, kept with the reason and their exact bytes."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         Column("dead_id", BigInteger, primary_key=True, autoincrement=True),
         Column("target_table", Text, nullable=False),
-        Column("kafka_topic", Text, nullable=False),
-        Column("kafka_partition", Integer, nullable=False),
-        Column("kafka_offset", BigInteger, nullable=False),
+        *_kafka_position_columns(),
         Column("kafka_key", LargeBinary),
         Column("raw_value", LargeBinary),
         Column("reason", Text, nullable=False),
         Column("error", Text, nullable=False),
         Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         # a replayed micro-batch must not record the same bad message twice
-        UniqueConstraint("target_table", "kafka_topic", "kafka_partition", "kafka_offset", name=f"{name}_position_key"),
+        UniqueConstraint(*DEAD_LETTER_KEY, name=f"{name}_position_key"),
     )
 
 
-DEAD_LETTER_COLUMNS = (
-    "target_table",
-    "kafka_topic",
-    "kafka_partition",
-    "kafka_offset",
-    "kafka_key",
-    "raw_value",
-    "reason",
-    "error",
-)
+DEAD_LETTER_COLUMNS = (*DEAD_LETTER_KEY, "kafka_key", "raw_value", "reason", "error")
 
 
 # The splits ``ssp dataset prepare`` writes, in the order they are drawn.
@@ -173,10 +183,8 @@ def dataset_table(name: str, metadata: MetaData | None = None) -> Table:
     writes (1 AI, 0 not AI, NULL not labelled yet). ``dup_count`` is how many raw tweets the row
     stands for after deduplication.
     """
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         *_tweet_columns(),
         Column("is_retweet", Boolean, nullable=False),
         Column("norm_text", Text, nullable=False),
@@ -190,13 +198,7 @@ def dataset_table(name: str, metadata: MetaData | None = None) -> Table:
 
 
 DATASET_COLUMNS = (
-    "id",
-    "created_at",
-    "text",
-    "lang",
-    "user_screen_name",
-    "urls",
-    "hashtags",
+    *TWEET_COLUMNS,
     "is_retweet",
     "norm_text",
     "dup_count",
@@ -216,20 +218,15 @@ AI_TWEET_URLS_TABLE_PREFIX = "ai_tweet_urls"
 
 def classified_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
     """Every tweet the live classifier saw, with P(AI) and the model version that gave it."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         *_tweet_columns(),
-        Column("ai_prob", Float(precision=24), nullable=False),
-        Column("model_version", BigInteger, nullable=False),
+        *_score_columns(),
         Column("is_ai", Boolean, nullable=False),
-        Column("kafka_topic", Text, nullable=False),
-        Column("kafka_partition", Integer, nullable=False),
-        Column("kafka_offset", BigInteger, nullable=False),
+        *_kafka_position_columns(),
         # the Kafka record's timestamp: when the producer sent the tweet
         Column("produced_at", DateTime(timezone=True)),
-        Column("classified_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        _classified_at_column(),
         Index(f"{name}_classified_at_idx", "classified_at"),
         Index(f"{name}_created_at_idx", "created_at"),
     )
@@ -237,15 +234,12 @@ def classified_tweets_table(name: str, metadata: MetaData | None = None) -> Tabl
 
 def ai_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
     """The tweets classified as AI (``ai_prob`` at or over the threshold), for the dashboard."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         *_tweet_columns(),
-        Column("ai_prob", Float(precision=24), nullable=False),
-        Column("model_version", BigInteger, nullable=False),
+        *_score_columns(),
         Column("produced_at", DateTime(timezone=True)),
-        Column("classified_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        _classified_at_column(),
         Index(f"{name}_created_at_idx", "created_at"),
         Index(f"{name}_classified_at_idx", "classified_at"),
         Index(f"{name}_ai_prob_idx", "ai_prob"),
@@ -254,10 +248,8 @@ def ai_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
 
 def ai_tweet_urls_table(name: str, metadata: MetaData | None = None) -> Table:
     """The links of the AI tweets: one row per (tweet, expanded URL), with the URL's domain."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         Column("tweet_id", BigInteger, nullable=False),
         Column("url", Text, nullable=False),
         Column("domain", Text, nullable=False),
@@ -277,10 +269,8 @@ def label_history_table(name: str = LABEL_HISTORY_TABLE, metadata: MetaData | No
 
     ``label`` is 1 (AI), 0 (not AI) or NULL for an undo/skip recorded as ``action``.
     """
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         Column("history_id", BigInteger, primary_key=True, autoincrement=True),
         Column("table_name", Text, nullable=False),
         Column("tweet_id", BigInteger, nullable=False),
@@ -296,10 +286,8 @@ def label_history_table(name: str = LABEL_HISTORY_TABLE, metadata: MetaData | No
 def model_scores_table(name: str = MODEL_SCORES_TABLE, metadata: MetaData | None = None) -> Table:
     """P(AI) from a served model version for the rows of a dataset table: what the active-learning
     queue orders by."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
+    return _table(
+        name, metadata,
         Column("table_name", Text, nullable=False),
         Column("tweet_id", BigInteger, nullable=False),
         Column("model_version", BigInteger, nullable=False),

@@ -33,12 +33,11 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from typing import Any
 
 from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig
+from ssp.kafka.records import StreamTweet, split_records, write_dead_letters
 from ssp.model.export import ExportError, read_model_card
 from ssp.serving.cli import default_model_base_path
 from ssp.storage.postgres import (
@@ -47,13 +46,14 @@ from ssp.storage.postgres import (
     ensure_tables,
     libpq_url,
     make_engine,
-    pg_array_literal,
+    tweet_arrow_columns,
 )
 from ssp.storage.tables import (
     AI_TWEET_URLS_TABLE_PREFIX,
     AI_TWEETS_TABLE_PREFIX,
     CLASSIFIED_TABLE_PREFIX,
-    DEAD_LETTER_COLUMNS,
+    KAFKA_POSITION_COLUMNS,
+    TWEET_COLUMNS,
     ai_tweet_urls_table,
     ai_tweets_table,
     classified_tweets_table,
@@ -63,20 +63,13 @@ from ssp.storage.tables import (
 from ssp.storage.tables import (
     dead_letter_table as dead_letter_schema,  # dead_letter_table is an argument name here
 )
-from ssp.streaming.ingest import RowText, dead_letter_row, parse_record
 from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
-from ssp.tweets import Tweet
+from ssp.text import link_domain
 
 log = logging.getLogger(__name__)
 
-CLASSIFIED_COLUMNS = (
-    "id", "created_at", "text", "lang", "user_screen_name", "urls", "hashtags", "ai_prob", "model_version",
-    "is_ai", "kafka_topic", "kafka_partition", "kafka_offset", "produced_at",
-)
-AI_TWEET_COLUMNS = (
-    "id", "created_at", "text", "lang", "user_screen_name", "urls", "hashtags", "ai_prob", "model_version",
-    "produced_at",
-)
+CLASSIFIED_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "is_ai", *KAFKA_POSITION_COLUMNS, "produced_at")
+AI_TWEET_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "produced_at")
 URL_COLUMNS = ("tweet_id", "url", "domain", "created_at")
 # One row per task of a micro-batch; ``failed``/``error`` carry a model-server failure to the driver.
 PARTITION_RESULT_SCHEMA = "seen long, classified long, ai long, dead long, failed long, error string"
@@ -140,55 +133,15 @@ class ClassifyTables:
         )
 
 
-class StreamTweet(NamedTuple):
-    """A parsed tweet with where it sat in Kafka and when the producer sent it."""
-
-    tweet: Tweet
-    topic: str
-    partition: int
-    offset: int
-    produced_at: datetime | None
-
-
 def url_domain(url: str) -> str:
-    """The host a link points to, without ``www.``; ``(none)`` for a link without one.
+    """The domain a link is filed under (:func:`ssp.text.link_domain`); ``(none)`` for a link without a host.
 
     >>> url_domain("https://www.ArXiv.org/abs/1706.03762")
     'arxiv.org'
     >>> url_domain("not a url")
     '(none)'
     """
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        host = ""
-    host = host.lower().rstrip(".")
-    if host.startswith("www."):
-        host = host[4:]
-    return host or "(none)"
-
-
-def split_records(data, target_table: str, max_bytes: int,
-                  seen_ids: set[int] | None = None) -> tuple[list[StreamTweet], list[RowText]]:
-    """Parse Arrow Kafka records (key, value, topic, partition, offset, timestamp) into tweets and
-    dead-letter rows. A tweet id seen twice (here or in ``seen_ids``, which is updated) keeps its
-    first copy in the stream."""
-    keys, values = data.column("key").to_pylist(), data.column("value").to_pylist()
-    topics, partitions = data.column("topic").to_pylist(), data.column("partition").to_pylist()
-    offsets, timestamps = data.column("offset").to_pylist(), data.column("timestamp").to_pylist()
-    tweets: list[StreamTweet] = []
-    dead: list[RowText] = []
-    seen_ids = set() if seen_ids is None else seen_ids
-    for index, value in enumerate(values):
-        outcome = parse_record(value, max_bytes)
-        if isinstance(outcome, Tweet):
-            if outcome.id not in seen_ids:
-                seen_ids.add(outcome.id)
-                tweets.append(StreamTweet(outcome, topics[index], partitions[index], offsets[index], timestamps[index]))
-        else:
-            dead.append(dead_letter_row(target_table, topics[index], partitions[index], offsets[index], keys[index],
-                                        value, *outcome))
-    return tweets, dead
+    return link_domain(url) or "(none)"
 
 
 def check_probabilities(probs, model_version: int) -> None:
@@ -224,13 +177,7 @@ def write_classified(conn, tables: ClassifyTables, tweets: Sequence[StreamTweet]
     probs = pa.array(probs, pa.float32())
     parsed = [item.tweet for item in tweets]
     columns = {
-        "id": pa.array([t.id for t in parsed], pa.int64()),
-        "created_at": pa.array([t.created_at for t in parsed], pa.timestamp("us", tz="UTC")),
-        "text": pa.array([t.text for t in parsed], pa.string()),
-        "lang": pa.array([t.lang for t in parsed], pa.string()),
-        "user_screen_name": pa.array([t.user_screen_name for t in parsed], pa.string()),
-        "urls": pa.array([pg_array_literal(t.urls) for t in parsed], pa.string()),
-        "hashtags": pa.array([pg_array_literal(t.hashtags) for t in parsed], pa.string()),
+        **tweet_arrow_columns(parsed),
         "ai_prob": probs,
         "model_version": pa.array([model_version] * len(parsed), pa.int64()),
         # compared in float32, the precision stored, so is_ai agrees with the stored ai_prob
@@ -360,11 +307,7 @@ def _partition_classifier(database_url: str, tables: ClassifyTables, model_url: 
                     conn = psycopg2.connect(database_url)
                 new_rows, new_ai, _ = write_classified(conn, tables, tweets, probs, version, threshold)
                 classified, ai = classified + new_rows, ai + new_ai
-                dead += copy_insert_ignore_conflicts(
-                    conn, tables.dead, DEAD_LETTER_COLUMNS, dead_rows,
-                    ("target_table", "kafka_topic", "kafka_partition", "kafka_offset"),
-                    order_by=("kafka_topic", "kafka_partition", "kafka_offset"),
-                )
+                dead += write_dead_letters(conn, tables.dead, dead_rows)
             if failure is None and conn is not None:
                 conn.commit()
         finally:
@@ -430,7 +373,7 @@ def classify_settings(config: ClassifyConfig, serve: ServeConfig, *, topic: str 
     threshold = config.threshold if threshold is None else threshold
     if threshold is not None and not 0.0 <= threshold <= 1.0:  # also refuses NaN
         raise ValueError(f"threshold {threshold} is not between 0 and 1")
-    model_url = (model_url or config.model_url or default_model_url(serve)).rstrip("/")
+    model_url = (model_url or config.model_url or serve.url).rstrip("/")
     model_name = model_name or serve.model_name
     PredictClient(model_url, model_name).close()  # the client's own checks name a bad URL or model name
     # as `ssp serve` finds the versions, so the cards read are those of the versions served
@@ -442,8 +385,180 @@ def checkpoint_dir_for(topic: str, table: str, state_dir: Path | None = None) ->
     return job_checkpoint_dir("classify", topic, table, state_dir)
 
 
-def default_model_url(serve: ServeConfig) -> str:
-    return f"http://{serve.host}:{serve.rest_api_port}"
+@dataclass(frozen=True)
+class Backoff:
+    """How a micro-batch waits for the model server: doubling delays up to a cap, and when to give up.
+
+    >>> policy = Backoff(max_wait_seconds=30)
+    >>> [policy.delay(attempt) for attempt in range(5)]
+    [0.5, 1.0, 2.0, 4.0, 5.0]
+    >>> policy.gives_up(29.9), policy.gives_up(30.0), Backoff().gives_up(10**9)
+    (False, True, False)
+    """
+
+    first_seconds: float = FIRST_RETRY_SECONDS
+    max_seconds: float = MAX_RETRY_SECONDS
+    max_wait_seconds: float | None = None  # None: wait for ever
+
+    def delay(self, attempt: int) -> float:
+        """The wait before attempt ``attempt + 1``, counting the first retry's wait as attempt 0."""
+        return min(self.first_seconds * 2 ** attempt, self.max_seconds)
+
+    def gives_up(self, waited: float) -> bool:
+        return self.max_wait_seconds is not None and waited >= self.max_wait_seconds
+
+
+@dataclass(frozen=True)
+class TaskResults:
+    """What the tasks of one attempt at a micro-batch reported (one row each, ``PARTITION_RESULT_SCHEMA``).
+
+    >>> ok = {"seen": 3, "classified": 2, "ai": 1, "dead": 1, "failed": 0, "error": None}
+    >>> bad = {"seen": 0, "classified": 0, "ai": 0, "dead": 0, "failed": 1, "error": "503 down"}
+    >>> TaskResults.from_rows([ok, bad])
+    TaskResults(tasks=2, seen=3, written={'classified': 2, 'ai': 1, 'dead': 1}, errors=('503 down',))
+    """
+
+    tasks: int
+    seen: int
+    written: dict[str, int]  # rows newly inserted, per table kind
+    errors: tuple[str, ...]  # the model-server failures of the tasks that wrote nothing
+
+    @classmethod
+    def from_rows(cls, rows: Sequence) -> TaskResults:
+        written = {key: sum(row[key] for row in rows) for key in ("classified", "ai", "dead")}
+        return cls(len(rows), sum(row["seen"] for row in rows), written,
+                   tuple(row["error"] for row in rows if row["failed"]))
+
+
+def add_version(versions: list[int], seen: int, model_version: int) -> bool:
+    """Record that ``model_version`` classified ``seen`` records; True when it is a new version taking over.
+
+    >>> versions = []
+    >>> add_version(versions, 10, 1), add_version(versions, 0, 2), add_version(versions, 5, 2), versions
+    (False, False, True, [1, 2])
+    """
+    if not seen or model_version in versions:
+        return False
+    versions.append(model_version)
+    return len(versions) > 1
+
+
+class _MicroBatches:
+    """The driver's side of the stream: for each micro-batch, pick the newest model version, run the tasks,
+    and wait with :class:`Backoff` while the model server fails. ``write_batch`` is what ``foreachBatch`` calls."""
+
+    def __init__(self, spark, settings: ClassifySettings, serve: ServeConfig, classifier, backoff: Backoff,
+                 progress: StreamProgress, on_progress: Callable[[int], None] | None) -> None:
+        from pyspark.sql import functions
+
+        self.spark, self.functions, self.backoff, self.progress = spark, functions, backoff, progress
+        self.model_url, self.classifier, self.on_progress = settings.model_url, classifier, on_progress
+        self.query_name = f"classify_{settings.tables.classified}"
+        self.client = _client(settings.model_url, settings.model_name, serve)
+        self.threshold_for = VersionThresholds(settings.model_base_path, settings.threshold)
+        # One task per core, not per Kafka partition: a second wave of tasks would double each small
+        # micro-batch's fixed cost (task start, Kafka fetch, connections) and so the stream's latency.
+        self.parallelism = max(1, spark.sparkContext.defaultParallelism)
+        self.versions: list[int] = []
+        self.retries = 0
+        self.undo_on_exit: list[Callable[[], None]] = []
+        self.gave_up: list[Exception] = []  # raised in foreachBatch; Spark hands it back wrapped in its own text
+
+    def stopping(self) -> bool:
+        """Whether the query is being stopped; its state turns TERMINATED as soon as stop() is called."""
+        return not any(query.name == self.query_name and query.isActive for query in self.spark.streams.active)
+
+    def wait(self, seconds: float, batch_id: int) -> None:
+        """Sleep between attempts, keeping the idle clock still and giving way at once to a stop."""
+        deadline = time.monotonic() + seconds
+        while True:
+            with self.progress.lock:
+                self.progress.last_data_at = time.monotonic()
+            if self.stopping():
+                log.warning("stopping while micro-batch %d waits for the model server; it is not committed and "
+                            "runs again when the stream restarts", batch_id)
+                self.undo_on_exit.append(_silence_spark_query_log(self.spark))
+                raise StreamStopped(f"stopped while micro-batch {batch_id} waited for the model server")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, _STOP_CHECK_SECONDS))
+
+    def give_up_if_too_long(self, started: float, batch_id: int, reason: str) -> None:
+        from ssp.serving.client import ModelServerError
+
+        waited = time.monotonic() - started
+        if self.backoff.gives_up(waited):
+            self.gave_up.append(ModelServerError(
+                f"micro-batch {batch_id} gave up on model server {self.model_url} after {waited:.0f} s "
+                f"(max_wait_seconds={self.backoff.max_wait_seconds:g}); it runs again when the stream restarts: "
+                f"{reason}", self.model_url))
+            raise self.gave_up[-1]
+
+    def newest_version(self, batch_id: int, started: float) -> int:
+        """The server's newest available version, waiting (and saying so) while there is none."""
+        from ssp.serving.client import ModelServerError
+
+        attempt = 0
+        while True:
+            try:
+                version = self.client.available_version(retries=0)
+                reason = "no version of the model is AVAILABLE yet"
+            except ModelServerError as err:
+                version, reason = None, str(err)
+            if version is not None:
+                return version
+            self.give_up_if_too_long(started, batch_id, reason)
+            self.retries += 1
+            delay = self.backoff.delay(attempt)
+            log.warning("model server %s not ready (%s); micro-batch %d waits %.1f s", self.model_url, reason,
+                        batch_id, delay)
+            self.wait(delay, batch_id)
+            attempt += 1
+
+    def run_tasks(self, batch_df, model_version: int) -> TaskResults:
+        """One attempt at the micro-batch: the plan is the batch, the version and its threshold, one task a core."""
+        lit = self.functions.lit
+        return TaskResults.from_rows(
+            batch_df.select("key", "value", "topic", "partition", "offset", "timestamp")
+            .coalesce(self.parallelism)
+            .withColumn("model_version", lit(model_version).cast("long"))
+            .withColumn("threshold", lit(self.threshold_for(model_version)).cast("double"))
+            .mapInArrow(self.classifier, PARTITION_RESULT_SCHEMA)
+            .collect()
+        )
+
+    def write_batch(self, batch_df, batch_id: int) -> None:
+        attempt, started = 0, time.monotonic()
+        written = {"classified": 0, "ai": 0, "dead": 0}  # inserts add up over attempts; records read do not
+        retries_before = self.retries
+        while True:
+            model_version = self.newest_version(batch_id, started)
+            results = self.run_tasks(batch_df, model_version)
+            for key in written:
+                written[key] += results.written[key]
+            if not results.errors:
+                break
+            self.give_up_if_too_long(started, batch_id, results.errors[0])
+            attempt += 1
+            self.retries += 1
+            delay = self.backoff.delay(attempt)
+            log.warning("micro-batch %d: %d of %d tasks got no predictions from model version %d at %s (%s); "
+                        "they wrote nothing; running the micro-batch again in %.1f s (attempt %d)", batch_id,
+                        len(results.errors), results.tasks, model_version, self.model_url,
+                        " ".join(results.errors[0].split())[:400], delay, attempt + 1)
+            self.wait(delay, batch_id)
+        if self.retries > retries_before:
+            log.warning("model server %s answers again: micro-batch %d classified with model version %d after "
+                        "%d waits", self.model_url, batch_id, model_version, self.retries - retries_before)
+        self.progress.add(results.seen, **written)
+        if add_version(self.versions, results.seen, model_version):
+            log.warning("model version %d is now classifying the stream (was %d)", model_version, self.versions[-2])
+        log.info("batch %d: %d records, %d newly classified with model version %d, %d new AI tweets, "
+                 "%d new dead letters", batch_id, results.seen, written["classified"], model_version, written["ai"],
+                 written["dead"])
+        if self.on_progress is not None:
+            self.on_progress(results.seen)
 
 
 def run_classify(
@@ -474,148 +589,44 @@ def run_classify(
     threshold in its model card under ``model_base_path``, read once per version.
     """
     from pyspark.errors import StreamingQueryException
-    from pyspark.sql import functions as F
-
-    from ssp.serving.client import ModelServerError
 
     settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
                                  model_url=model_url, model_name=model_name, dead_letter_table=dead_letter_table,
                                  model_base_path=model_base_path)
-    tables, model_url = settings.tables, settings.model_url
+    tables = settings.tables
     engine = make_engine(infra.database_url)
     try:
         ensure_tables(engine, classified_tweets_table(tables.classified), ai_tweets_table(tables.ai),
                       ai_tweet_urls_table(tables.urls), dead_letter_schema(tables.dead))
     finally:
         engine.dispose()
-    checkpoint = checkpoint_dir or checkpoint_dir_for(settings.topic, tables.classified)
-    classifier = _partition_classifier(libpq_url(infra.database_url), tables, model_url, settings.model_name, serve,
-                                       IngestConfig().max_record_bytes)
-    threshold_for = VersionThresholds(settings.model_base_path, settings.threshold)
-    driver_client = _client(model_url, settings.model_name, serve)
-    query_name = f"classify_{tables.classified}"
-    # One task per core, not per Kafka partition: a second wave of tasks would double each small
-    # micro-batch's fixed cost (task start, Kafka fetch, connections) and so the stream's latency.
-    parallelism = max(1, spark.sparkContext.defaultParallelism)
+    classifier = _partition_classifier(libpq_url(infra.database_url), tables, settings.model_url,
+                                       settings.model_name, serve, IngestConfig().max_record_bytes)
     progress = StreamProgress()
-    versions: list[int] = []
-    retries = 0
-    undo_on_exit: list[Callable[[], None]] = []
-    gave_up: list[ModelServerError] = []  # raised in foreachBatch; Spark hands it back wrapped in its own text
-
-    def stopping() -> bool:
-        """Whether the query is being stopped; its state turns TERMINATED as soon as stop() is called."""
-        return not any(query.name == query_name and query.isActive for query in spark.streams.active)
-
-    def wait(seconds: float, batch_id: int) -> None:
-        """Sleep between attempts, keeping the idle clock still and giving way at once to a stop."""
-        deadline = time.monotonic() + seconds
-        while True:
-            with progress.lock:
-                progress.last_data_at = time.monotonic()
-            if stopping():
-                log.warning("stopping while micro-batch %d waits for the model server; it is not committed and "
-                            "runs again when the stream restarts", batch_id)
-                undo_on_exit.append(_silence_spark_query_log(spark))
-                raise StreamStopped(f"stopped while micro-batch {batch_id} waited for the model server")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(left, _STOP_CHECK_SECONDS))
-
-    def give_up_if_too_long(started: float, batch_id: int, reason: str) -> None:
-        waited = time.monotonic() - started
-        if max_wait_seconds is not None and waited >= max_wait_seconds:
-            gave_up.append(ModelServerError(
-                f"micro-batch {batch_id} gave up on model server {model_url} after {waited:.0f} s "
-                f"(max_wait_seconds={max_wait_seconds:g}); it runs again when the stream restarts: {reason}",
-                model_url))
-            raise gave_up[-1]
-
-    def newest_version(batch_id: int, started: float) -> int:
-        """The server's newest available version, waiting (and saying so) while there is none."""
-        nonlocal retries
-        delay = FIRST_RETRY_SECONDS
-        while True:
-            try:
-                version = driver_client.available_version(retries=0)
-                reason = "no version of the model is AVAILABLE yet"
-            except ModelServerError as err:
-                version, reason = None, str(err)
-            if version is not None:
-                return version
-            give_up_if_too_long(started, batch_id, reason)
-            retries += 1
-            log.warning("model server %s not ready (%s); micro-batch %d waits %.1f s", model_url, reason, batch_id,
-                        delay)
-            wait(delay, batch_id)
-            delay = min(delay * 2, MAX_RETRY_SECONDS)
-
-    def write_batch(batch_df, batch_id: int) -> None:
-        nonlocal retries
-        attempt, started = 0, time.monotonic()
-        written = {"classified": 0, "ai": 0, "dead": 0}  # inserts add up over attempts; records read do not
-        retries_before = retries
-        while True:
-            model_version = newest_version(batch_id, started)
-            rows = (
-                batch_df.select("key", "value", "topic", "partition", "offset", "timestamp")
-                .coalesce(parallelism)
-                .withColumn("model_version", F.lit(model_version).cast("long"))
-                .withColumn("threshold", F.lit(threshold_for(model_version)).cast("double"))
-                .mapInArrow(classifier, PARTITION_RESULT_SCHEMA)
-                .collect()
-            )
-            seen = sum(row.seen for row in rows)
-            for key in written:
-                written[key] += sum(row[key] for row in rows)
-            errors = [row.error for row in rows if row.failed]
-            if not errors:
-                break
-            give_up_if_too_long(started, batch_id, errors[0])
-            attempt += 1
-            retries += 1
-            delay = min(FIRST_RETRY_SECONDS * 2 ** attempt, MAX_RETRY_SECONDS)
-            log.warning("micro-batch %d: %d of %d tasks got no predictions from model version %d at %s (%s); "
-                        "they wrote nothing; running the micro-batch again in %.1f s (attempt %d)", batch_id,
-                        len(errors), len(rows), model_version, model_url, " ".join(errors[0].split())[:400], delay,
-                        attempt + 1)
-            wait(delay, batch_id)
-        if retries > retries_before:
-            log.warning("model server %s answers again: micro-batch %d classified with model version %d after "
-                        "%d waits", model_url, batch_id, model_version, retries - retries_before)
-        progress.add(seen, **written)
-        if seen and model_version not in versions:
-            if versions:
-                log.warning("model version %d is now classifying the stream (was %d)", model_version, versions[-1])
-            versions.append(model_version)
-        log.info("batch %d: %d records, %d newly classified with model version %d, %d new AI tweets, "
-                 "%d new dead letters", batch_id, seen, written["classified"], model_version, written["ai"],
-                 written["dead"])
-        if on_progress is not None:
-            on_progress(seen)
-
+    batches = _MicroBatches(spark, settings, serve, classifier, Backoff(max_wait_seconds=max_wait_seconds), progress,
+                            on_progress)
     stream = kafka_stream(spark, infra, settings.topic, config.starting_offsets, config.max_offsets_per_trigger)
     quiet_stops = _DropStopTracebacks()
     logging.getLogger("py4j.clientserver").addFilter(quiet_stops)
     try:
         seconds = run_until_done(
-            stream, write_batch, progress, name=query_name, checkpoint=checkpoint,
+            stream, batches.write_batch, progress, name=batches.query_name,
+            checkpoint=checkpoint_dir or checkpoint_dir_for(settings.topic, tables.classified),
             trigger_seconds=config.trigger_seconds, max_records=max_records, until_idle=until_idle,
         )
     except (StreamingQueryException, RuntimeError) as err:
-        if gave_up:
-            raise gave_up[-1] from err
+        if batches.gave_up:
+            raise batches.gave_up[-1] from err
         if isinstance(err, StreamingQueryException):  # awaitTermination raises the query's failure as is
-            raise RuntimeError(f"the {query_name} stream failed: {err}") from err
+            raise RuntimeError(f"the {batches.query_name} stream failed: {err}") from err
         raise
     finally:
         logging.getLogger("py4j.clientserver").removeFilter(quiet_stops)
-        for undo in undo_on_exit:
+        for undo in batches.undo_on_exit:
             undo()
     return ClassifyResult(
         tables=tables, topic=settings.topic, seen=progress.seen, classified=progress.counts.get("classified", 0),
         ai=progress.counts.get("ai", 0), dead=progress.counts.get("dead", 0), batches=progress.batches,
-        retries=retries, versions=versions, seconds=seconds,
-        thresholds={v: threshold_for(v) for v in versions},
+        retries=batches.retries, versions=batches.versions, seconds=seconds,
+        thresholds={v: batches.threshold_for(v) for v in batches.versions},
     )

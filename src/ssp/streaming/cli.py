@@ -1,4 +1,5 @@
-"""``ssp classify``: classify the live tweet stream with the served model (Spark Structured Streaming).
+"""``ssp ingest`` (Kafka -> PostgreSQL) and ``ssp classify`` (Kafka -> model server -> PostgreSQL): the
+Spark Structured Streaming jobs.
 
 ``python -m ssp.streaming.cli`` runs the command alone, with the default gin file.
 """
@@ -9,7 +10,42 @@ from pathlib import Path
 
 import click
 
-from ssp.config import ClassifyConfig, InfraConfig, ServeConfig
+from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig
+from ssp.errors import SspError
+
+
+@click.command("ingest")
+@click.option("--topic", default=None, help="Kafka topic to read (default: IngestConfig.topic).")
+@click.option("--table-prefix", default=None, help="Table prefix (default: raw_tweet_dataset).")
+@click.option("--version", "version", type=int, default=None, help="Dataset version: the table is <prefix>_<version>.")
+@click.option("--max-records", type=int, default=None, help="Stop after reading this many records.")
+@click.option("--until-idle", type=float, default=None, metavar="SECONDS",
+              help="Stop when no record arrived for this many seconds.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Spark checkpoint folder (default: under the state dir, per topic and table).")
+def ingest(topic, table_prefix, version, max_records, until_idle, checkpoint_dir) -> None:
+    """Stream tweets from Kafka into the PostgreSQL table <prefix>_<version> (Spark Structured Streaming)."""
+    from ssp.infra.spark import spark_session
+    from ssp.progress import progress_bar
+    from ssp.storage.tables import versioned_table_name
+    from ssp.streaming.ingest import run_ingest
+
+    if max_records is not None and until_idle is not None:
+        raise SspError("give --max-records or --until-idle, not both")
+    infra_config, config = InfraConfig(), IngestConfig()
+    # an unsafe prefix is refused here, before Spark starts
+    table = versioned_table_name(table_prefix or config.table_prefix, config.version if version is None else version)
+    try:
+        spark = spark_session(f"ssp-ingest-{table}", infra_config)
+        with progress_bar(f"ingesting into {table}", max_records) as advance:
+            result = run_ingest(
+                spark, infra=infra_config, config=config, topic=topic, table_prefix=table_prefix, version=version,
+                max_records=max_records, until_idle=until_idle,
+                checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, on_progress=advance,
+            )
+    except RuntimeError as err:  # a failed stream; a local stack that is not up
+        raise SspError(str(err)) from err
+    click.echo(result.line())
 
 
 @click.command("classify")
@@ -44,8 +80,7 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ssp.errors import SspError
-    from ssp.infra.process import InfraError
+    from ssp.errors import database_error
     from ssp.infra.spark import spark_session
     from ssp.progress import progress_bar, summary
     from ssp.streaming.classify import classify_settings, run_classify
@@ -60,6 +95,8 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
     try:
         settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
                                      model_url=model_url, model_name=model_name, model_base_path=model_base_path)
+    except SspError:
+        raise
     except ValueError as err:  # unsafe table names, a threshold out of range, a bad URL: each names its input
         raise SspError(str(err)) from err
     try:
@@ -72,11 +109,12 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
                 until_idle=until_idle, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
                 on_progress=advance,
             )
-    except (InfraError, RuntimeError) as err:  # a failed stream, a model server given up on
+    except SspError:  # a model server given up on, ...: shown as they are
+        raise
+    except RuntimeError as err:  # a failed stream
         raise SspError(str(err)) from err
     except SQLAlchemyError as err:
-        detail = str(getattr(err, "orig", None) or err).strip()
-        raise SspError(f"database error while creating the classification tables: {detail}") from err
+        raise database_error(err, "creating the classification tables") from err
     summary(result.line())
 
 

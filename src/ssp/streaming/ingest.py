@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssp.config import InfraConfig, IngestConfig
+from ssp.kafka.records import split_records, write_dead_letters
 from ssp.storage.postgres import (
     copy_csv_ignore_conflicts,
-    copy_insert_ignore_conflicts,
     ensure_tables,
     libpq_url,
     make_engine,
-    pg_array_literal,
-    pg_bytea_literal,
+    tweet_arrow_columns,
 )
 from ssp.storage.tables import (
-    DEAD_LETTER_COLUMNS,
+    KAFKA_POSITION_COLUMNS,
     RAW_TWEET_COLUMNS,
     dead_letter_table,
     raw_tweets_table,
@@ -34,32 +33,8 @@ from ssp.storage.tables import (
     versioned_table_name,
 )
 from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
-from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
 log = logging.getLogger(__name__)
-
-RowText = tuple  # one dead-letter row in PostgreSQL text form, in DEAD_LETTER_COLUMNS order
-
-
-def parse_record(value: bytes | None, max_bytes: int) -> Tweet | tuple[str, str]:
-    """Decide what one Kafka record value is: a :class:`Tweet`, or ``(reason, error)`` for the dead letters."""
-    if value is None:
-        return "empty", "the record has no value"
-    if b"\\u0000" in value or b"\x00" in value:
-        # PostgreSQL text and json cannot hold NUL characters
-        return "nul_character", "the record contains a NUL character, which PostgreSQL text cannot store"
-    try:
-        return parse_tweet(value, max_bytes=max_bytes)
-    except TweetParseError as err:
-        return err.reason, str(err)
-
-
-def dead_letter_row(
-    target_table: str, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-    reason: str, error: str,
-) -> RowText:
-    return (target_table, topic, partition, offset, pg_bytea_literal(key), pg_bytea_literal(value), reason,
-            f"{topic}/{partition}@{offset}: {error}")
 
 
 def write_arrow_records(conn, data, table: str, dead_table: str, max_bytes: int) -> tuple[int, int, int]:
@@ -72,59 +47,23 @@ def write_arrow_records(conn, data, table: str, dead_table: str, max_bytes: int)
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    values = data.column("value").to_pylist()
-    ids, created, texts, langs, users, urls, hashtags, retweets, good = [], [], [], [], [], [], [], [], []
-    dead: list[RowText] = []
-    seen_ids: set[int] = set()
-    for index, value in enumerate(values):
-        outcome = parse_record(value, max_bytes)
-        if isinstance(outcome, Tweet):
-            if outcome.id in seen_ids:  # a tweet sent twice: the first copy in the stream wins
-                continue
-            seen_ids.add(outcome.id)
-            good.append(index)
-            ids.append(outcome.id)
-            created.append(outcome.created_at)
-            texts.append(outcome.text)
-            langs.append(outcome.lang)
-            users.append(outcome.user_screen_name)
-            urls.append(pg_array_literal(outcome.urls))
-            hashtags.append(pg_array_literal(outcome.hashtags))
-            retweets.append(outcome.is_retweet)
-        else:
-            reason, error = outcome
-            dead.append(dead_letter_row(
-                table, data.column("topic")[index].as_py(), data.column("partition")[index].as_py(),
-                data.column("offset")[index].as_py(), data.column("key")[index].as_py(), value, reason, error,
-            ))
+    tweets, dead = split_records(data, table, max_bytes)
     inserted = 0
-    if good:
-        take = pa.array(good, pa.int64())
+    if tweets:
+        take = pa.array([item.index for item in tweets], pa.int64())
         columns = {
-            "id": pa.array(ids, pa.int64()),
-            "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
-            "text": pa.array(texts, pa.string()),
-            "lang": pa.array(langs, pa.string()),
-            "user_screen_name": pa.array(users, pa.string()),
-            "urls": pa.array(urls, pa.string()),
-            "hashtags": pa.array(hashtags, pa.string()),
-            "is_retweet": pa.array(retweets, pa.bool_()),
+            **tweet_arrow_columns([item.tweet for item in tweets]),
+            "is_retweet": pa.array([item.tweet.is_retweet for item in tweets], pa.bool_()),
             "raw": data.column("value").take(take).cast(pa.string()),
-            "kafka_topic": data.column("topic").take(take),
-            "kafka_partition": data.column("partition").take(take),
-            "kafka_offset": data.column("offset").take(take),
+            **{name: data.column(name.removeprefix("kafka_")).take(take) for name in KAFKA_POSITION_COLUMNS},
         }
         rows = pa.table([columns[name] for name in RAW_TWEET_COLUMNS], names=list(RAW_TWEET_COLUMNS))
         buffer = io.BytesIO()
         # Arrow quotes every string and leaves nulls as bare empty fields, as COPY's CSV wants
         pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
-        inserted = copy_csv_ignore_conflicts(conn, table, RAW_TWEET_COLUMNS, buffer, len(good), ("id",), ("id",))
-    copy_insert_ignore_conflicts(
-        conn, dead_table, DEAD_LETTER_COLUMNS, dead,
-        ("target_table", "kafka_topic", "kafka_partition", "kafka_offset"),
-        order_by=("kafka_topic", "kafka_partition", "kafka_offset"),
-    )
-    return len(values), inserted, len(dead)
+        inserted = copy_csv_ignore_conflicts(conn, table, RAW_TWEET_COLUMNS, buffer, len(tweets), ("id",), ("id",))
+    write_dead_letters(conn, dead_table, dead)
+    return data.num_rows, inserted, len(dead)
 
 
 def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes: int):

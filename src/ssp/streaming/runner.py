@@ -4,13 +4,13 @@ or Ctrl-C: the loop the ingest and the classify jobs share."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssp.config import InfraConfig
+from ssp.signals import stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
@@ -83,31 +83,27 @@ def run_until_done(
         .start()
     )
     stop_requested = threading.Event()
-    previous_handler = None
-    if threading.current_thread() is threading.main_thread():
-        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
     failure: BaseException | None = None
     try:
-        while query.isActive and not stop_requested.is_set():
-            try:
-                query.awaitTermination(0.5)
-            except Exception as err:  # StreamingQueryException: the query failed; said once, below
-                failure = err
-                break
-            with progress.lock:
-                if progress.last_data_at is None and query.lastProgress is not None:
-                    progress.last_data_at = time.monotonic()
-                seen = progress.seen
-                idle_for = 0.0 if progress.last_data_at is None else time.monotonic() - progress.last_data_at
-            if max_records is not None and seen >= max_records:
-                break
-            if until_idle is not None and idle_for >= until_idle:
-                break
+        with stop_on_sigterm(lambda *_: stop_requested.set()):
+            while query.isActive and not stop_requested.is_set():
+                try:
+                    query.awaitTermination(0.5)
+                except Exception as err:  # StreamingQueryException: the query failed; said once, below
+                    failure = err
+                    break
+                with progress.lock:
+                    if progress.last_data_at is None and query.lastProgress is not None:
+                        progress.last_data_at = time.monotonic()
+                    seen = progress.seen
+                    idle_for = 0.0 if progress.last_data_at is None else time.monotonic() - progress.last_data_at
+                if max_records is not None and seen >= max_records:
+                    break
+                if until_idle is not None and idle_for >= until_idle:
+                    break
     except KeyboardInterrupt:
         log.info("interrupted; stopping %s", name)
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
         exception = failure or (query.exception() if not query.isActive else None)
         for event in query.recentProgress:
             log.info("progress: batch %s, %s rows, durations %s", event.get("batchId"), event.get("numInputRows"),

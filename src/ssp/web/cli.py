@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ssp.config import ClassifyConfig, InfraConfig, WebConfig
+from ssp.errors import SspError
 
 
 @click.command("dashboard")
@@ -17,12 +18,8 @@ def dashboard(version: int | None, host: str | None, port: int | None) -> None:
     """Serve the AI-tweets dashboard: the AI tweets with their links, a live view with a per-minute chart and
     the top link domains, every classified tweet, and a JSON API behind each view. Read-only; stop with Ctrl-C.
     """
-    from sqlalchemy import text
-    from sqlalchemy.exc import OperationalError
-
-    from ssp.errors import SspError
     from ssp.progress import summary
-    from ssp.web.common import serve_app
+    from ssp.web.common import check_database, serve_command
     from ssp.web.dashboard import TablesMissingError, create_app
 
     config = WebConfig()
@@ -35,13 +32,7 @@ def dashboard(version: int | None, host: str | None, port: int | None) -> None:
         raise SspError(str(err)) from err
     data = app.extensions["ssp_dashboard"]
     try:
-        with data.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        data.require_tables()
-    except OperationalError as err:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-        raise SspError(f"cannot reach the database ({reason}): start it with `ssp infra up` "
-                       "or point SSP_DATABASE_URL at one") from err
+        check_database(data.engine, "dashboard", data.require_tables)
     except TablesMissingError as err:
         # the dashboard still starts: its pages say this and show the tweets once classify runs
         click.echo(f"warning: {err}", err=True)
@@ -49,10 +40,5 @@ def dashboard(version: int | None, host: str | None, port: int | None) -> None:
     def announce(url: str) -> None:
         click.echo(f"dashboard for version {version} on {url} (Ctrl-C stops it)")
 
-    try:
-        seconds = serve_app(app, host, port, on_start=announce)
-    except OSError as err:
-        raise SspError(f"cannot listen on {host}:{port}: {err.strerror or err} (pick another --port or --host)") from err
-    finally:
-        data.engine.dispose()
+    seconds = serve_command(app, data.engine, host, port, announce)
     summary(f"dashboard for version {version} stopped after {seconds:.0f} s")

@@ -16,9 +16,7 @@ True
 from __future__ import annotations
 
 import re
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
@@ -28,6 +26,10 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
+
+from ssp.errors import SspError, database_error, database_reason
+from ssp.signals import stop_on_sigterm
+from ssp.text import link_domain
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -50,7 +52,7 @@ _MAX_INT_DIGITS = 9
 _FLOAT = re.compile(r"^[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?$|^[0-9]+\.$")
 
 
-class ParameterError(ValueError):
+class ParameterError(SspError, ValueError):
     """A query-string parameter is missing, repeated, unknown or out of range (HTTP 400)."""
 
     def __init__(self, parameter: str, message: str) -> None:
@@ -58,7 +60,7 @@ class ParameterError(ValueError):
         self.parameter = parameter
 
 
-class UnavailableError(RuntimeError):
+class UnavailableError(SspError, RuntimeError):
     """The app runs but what it shows is not there yet, e.g. a version's tables (HTTP 503)."""
 
     def __init__(self, message: str, **details) -> None:
@@ -131,20 +133,6 @@ def safe_href(url: str) -> str | None:
     return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
 
 
-def normalise_domain(host: str) -> str:
-    """A host as ``ssp classify`` files it under ``domain``: lower case, no trailing dot, no ``www.``."""
-    host = host.strip().lower().rstrip(".")
-    return host[4:] if host.startswith("www.") else host
-
-
-def link_domain(url: str) -> str:
-    """The domain of ``url`` (see :func:`normalise_domain`), or '' when it has no host."""
-    try:
-        return normalise_domain(urlsplit(url).hostname or "")
-    except ValueError:
-        return ""
-
-
 def link_view(url: str) -> dict:
     """A link as the pages and the JSON API show it; ``href`` is None when it must stay text."""
     return {"url": url, "domain": link_domain(url), "href": safe_href(url)}
@@ -194,8 +182,7 @@ def install_common(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def database_unreachable(err: OperationalError) -> Response:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
-        return error_response(503, f"cannot reach the database: {reason}")
+        return error_response(503, f"cannot reach the database: {database_reason(err)}")
 
 
 # ---------------------------------------------------------------- serving
@@ -257,10 +244,6 @@ def make_wsgi_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
     return server
 
 
-def _raise_keyboard_interrupt(*_) -> None:
-    raise KeyboardInterrupt
-
-
 def serve_app(app: Flask, host: str, port: int, on_start: Callable[[str], None] = print) -> float:
     """Serve ``app`` on waitress until Ctrl-C or SIGTERM; tells ``on_start`` the URL once it listens,
     returns seconds served.
@@ -271,23 +254,46 @@ def serve_app(app: Flask, host: str, port: int, on_start: Callable[[str], None] 
     """
     connections: dict = {}
     server = make_production_server(app, host, port, connections)
-    previous = None
     try:
         on_start(server_url(host, server.effective_port))
         start = time.monotonic()
-        if threading.current_thread() is threading.main_thread():
-            # SIGTERM (a supervisor, `ssp demo`) stops the app as cleanly as Ctrl-C does
-            previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        try:
-            # waitress's loop returns on KeyboardInterrupt; one raised outside the loop lands here
-            server.run()
-        except KeyboardInterrupt:
-            pass
+        # SIGTERM (a supervisor, `ssp demo`) stops the app as cleanly as Ctrl-C does
+        with stop_on_sigterm():
+            try:
+                # waitress's loop returns on KeyboardInterrupt; one raised outside the loop lands here
+                server.run()
+            except KeyboardInterrupt:
+                pass
         return time.monotonic() - start
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         server.task_dispatcher.shutdown(timeout=SHUTDOWN_GRACE_SECONDS)
         for connection in list(connections.values()):  # the listening socket, its trigger, the clients
             connection.close()
 
+
+
+# ---------------------------------------------------------------- the commands' start and stop
+def check_database(engine, app_name: str, then: Callable[[], object] | None = None):
+    """``SELECT 1`` on ``engine``, then ``then()`` (what the app reads first); returns what ``then`` returns.
+
+    A database that cannot be reached becomes one :class:`SspError` saying what to do about it.
+    """
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return then() if then is not None else None
+    except OperationalError as err:
+        raise database_error(err, f"starting the {app_name}") from err
+
+
+def serve_command(app: Flask, engine, host: str, port: int, on_start: Callable[[str], None]) -> float:
+    """:func:`serve_app` for a command: an address that cannot be taken is one clear :class:`SspError`, and
+    ``engine`` is disposed of however serving ends. Returns the seconds served."""
+    try:
+        return serve_app(app, host, port, on_start=on_start)
+    except OSError as err:
+        raise SspError(f"cannot listen on {host}:{port}: {err.strerror or err} (pick another --port or --host)") from err
+    finally:
+        engine.dispose()

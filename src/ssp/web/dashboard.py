@@ -49,13 +49,13 @@ from ssp.storage.tables import (
     validate_version,
     versioned_table_name,
 )
+from ssp.text import normalise_domain
 from ssp.web.common import (
     ParameterError,
     UnavailableError,
     install_common,
     int_param,
     link_view,
-    normalise_domain,
     probability_param,
     reject_unknown,
     single_value,

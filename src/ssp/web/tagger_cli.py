@@ -6,6 +6,7 @@ import click
 
 from ssp.active.strategies import STRATEGIES
 from ssp.config import ActiveLearningConfig, InfraConfig, WebConfig
+from ssp.errors import SspError
 
 
 @click.command("tagger")
@@ -33,12 +34,8 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
     """
     import dataclasses
 
-    from sqlalchemy import text
-    from sqlalchemy.exc import OperationalError
-
-    from ssp.errors import SspError
     from ssp.progress import summary
-    from ssp.web.common import serve_app
+    from ssp.web.common import check_database, serve_command
     from ssp.web.tagger import EXTENSION, TaggerConfigError, create_app
 
     config = WebConfig()
@@ -56,14 +53,7 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
         raise SspError(str(err)) from err
     state = app.extensions[EXTENSION]
     data = state["data"]
-    try:
-        with data.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        tables = [t["name"] for v in data.tables() for t in v["tables"]]
-    except OperationalError as err:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-        raise SspError(f"cannot reach the database ({reason}): start it with `ssp infra up` "
-                       "or point SSP_DATABASE_URL at one") from err
+    tables = check_database(data.engine, "tagger", lambda: [t["name"] for v in data.tables() for t in v["tables"]])
     if not tables:
         click.echo("warning: no dataset tables yet; run `ssp dataset prepare` (the tagger shows them once there)",
                    err=True)
@@ -80,11 +70,6 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
         click.echo(f"tagger on {url} with {len(tables)} dataset table(s), queue order {al_config.strategy} "
                    "(Ctrl-C stops it)")
 
-    try:
-        seconds = serve_app(app, host, port, on_start=announce)
-    except OSError as err:
-        raise SspError(f"cannot listen on {host}:{port}: {err.strerror or err} (pick another --port or --host)") from err
-    finally:
-        data.engine.dispose()
+    seconds = serve_command(app, data.engine, host, port, announce)
     labels = state["stats"]["labels"]
     summary(f"tagger stopped after {seconds:.0f} s: {labels} label(s) written")

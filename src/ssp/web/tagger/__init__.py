@@ -52,6 +52,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ssp.active.loop import ActiveLoop
 from ssp.active.strategies import STRATEGIES
 from ssp.config import ActiveLearningConfig, InfraConfig, WebConfig
+from ssp.errors import database_reason
 from ssp.storage.postgres import make_engine
 from ssp.web.common import error_response, install_common
 from ssp.web.tagger import auth, views
@@ -180,9 +181,8 @@ def _prepare(data: TaggerData, loop: ActiveLoop | None) -> None:
     try:
         states = data.prepare_all()
     except (psycopg2.OperationalError, OperationalError) as err:
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         log.warning("the tagger cannot reach its database at start-up (%s): pages answer 503 until it can, "
-                    "then restart it", reason)
+                    "then restart it", database_reason(err))
         states = []
     if loop is not None:
         loop.opened_all(states)
@@ -192,12 +192,11 @@ def _prepare(data: TaggerData, loop: ActiveLoop | None) -> None:
 def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(psycopg2.OperationalError)
     def database_lost(err: psycopg2.OperationalError) -> Response:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return error_response(503, f"cannot reach the database: {reason}")
+        return error_response(503, f"cannot reach the database: {database_reason(err)}")
 
     @app.errorhandler(psycopg2.errors.UndefinedTable)
     def table_dropped(err: psycopg2.errors.UndefinedTable) -> Response:
-        return error_response(404, f"a table went away while the tagger read it ({str(err).strip().splitlines()[0]}): "
+        return error_response(404, f"a table went away while the tagger read it ({database_reason(err)}): "
                                    "reload the page")
 
     @app.errorhandler(NotFoundError)

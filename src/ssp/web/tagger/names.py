@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ssp.errors import SspError
 from ssp.storage.tables import (
     DATASET_SPLITS,
     DEDUP_TABLE_PREFIX,
@@ -20,7 +21,7 @@ ANNOTATOR_EXTRA = " ._-@"
 MAX_ANNOTATOR = 64
 
 
-class TaggerConfigError(RuntimeError):
+class TaggerConfigError(SspError, RuntimeError):
     """The tagger cannot start as configured; the message says what to set."""
 
 
@@ -28,15 +29,15 @@ class TableMissingError(UnavailableError):
     """A dataset table that does not exist (yet)."""
 
 
-class ConflictError(Exception):
+class ConflictError(SspError):
     """A write that would overwrite someone else's newer decision, or has nothing to act on (HTTP 409)."""
 
 
-class NotFoundError(Exception):
+class NotFoundError(SspError):
     """A tweet id that is not in the table (HTTP 404)."""
 
 
-class ImportRejected(ValueError):
+class ImportRejected(SspError, ValueError):
     """A label file with bad rows; nothing was written. ``errors`` lists (line, message)."""
 
     def __init__(self, message: str, errors: list[tuple[int, str]], total: int) -> None:

@@ -1,0 +1,771 @@
+"""Kafka -> streaming k-means -> PostgreSQL: Spark MLlib's streaming k-means on Structured Streaming.
+
+``pyspark.mllib.clustering.StreamingKMeans`` runs on DStreams only; this job is the same update
+(:class:`ssp.clustering.streaming_kmeans.StreamingKMeans`) on a Structured Streaming query over
+Kafka, one model update per micro-batch, done the way MLlib does it:
+
+1. the driver broadcasts the centres the micro-batch starts with;
+2. each executor task parses its share of the batch (``mapInArrow``), assigns every point to its
+   nearest broadcast centre (:func:`~ssp.clustering.streaming_kmeans.assign`), adds up per-cluster
+   sums and counts (:func:`~ssp.clustering.streaming_kmeans.cluster_sums`), COPYs its assignments to
+   the stage table and its bad records to the dead-letter table, and hands back only the sums and
+   counts (``k * (dim + 1)`` numbers), never the points;
+3. the driver adds the tasks' sums up in Kafka order (so a replay adds the same floats in the same
+   order) and folds them into the model with ``update_from_sums``;
+4. in one PostgreSQL transaction (:func:`ssp.storage.clusters.commit_batch`) the batch's assignments
+   move from the stage table to ``cluster_assignments_<v>``, the centres go to ``cluster_centres_<v>``
+   and the model state to ``cluster_models``, keyed by (job, batch id).
+
+On start the job resumes from its newest committed model; a micro-batch whose id is already
+committed (Spark replays the last one after a crash) is skipped. With the Spark checkpoint that makes
+the model exactly-once: a job killed with SIGKILL and restarted ends with the model an uninterrupted
+run has. Micro-batch boundaries are Spark's (``maxOffsetsPerTrigger`` over what Kafka holds), and one
+micro-batch is one MLlib batch; Spark runs no micro-batch while no data arrives, so (unlike a DStream)
+idle time does not discount the weights, and a micro-batch with no valid point leaves the model as it is.
+
+A record is a point when its value is a JSON object ``{"id": int, "x": [numbers], "ts": ISO 8601 time
+or null, "truth": int or null}`` with ``dim`` finite coordinates (``dim`` is set, or taken from the
+first valid point the stream sees). Anything else goes to the dead-letter table with a reason:
+
+>>> parse_point(b'{"id": 7, "ts": "2024-03-04T08:00:00.100Z", "x": [1.5, -2], "truth": 1}', dim=2)
+Point(id=7, ts='2024-03-04T08:00:00.100000+00:00', x=(1.5, -2.0), truth=1)
+>>> for value in (b'{"id": 1, "x": [1, 2, 3]}', b'{"id": 2, "x": [NaN, 1]}', b'{"id": 3, "x": [1e999, 0]}',
+...               b'{"id": 4, "x": ["a", 1]}', b'{"id": 5, "x": [true, 1]}', b'not json', b'[1, 2]', None):
+...     try:
+...         parse_point(value, dim=2)
+...     except PointParseError as err:
+...         print(err.reason, "|", err)
+wrong_dimension | point 1: x has 3 coordinates, the stream's points have 2
+not_finite | the record holds NaN or an infinite number
+not_finite | the record holds NaN or an infinite number
+wrong_type:x | point 4: x[0] is 'a', not a number
+wrong_type:x | point 5: x[0] is True, not a number
+not_json | the record is not JSON (invalid literal: line 1 column 1 (char 0))
+not_object | the record is a list, not a JSON object
+empty | the record has no value
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from ssp.clustering.streaming_kmeans import StreamingKMeans, assign, cluster_sums
+from ssp.config import InfraConfig
+from ssp.errors import SspError
+from ssp.kafka.records import RowText, dead_letter_row, write_dead_letters
+from ssp.storage.clusters import (
+    CLUSTER_MODELS_TABLE,
+    BatchCommit,
+    ClusterTables,
+    StoredModel,
+    assignments_after,
+    centres_history,
+    commit_batch,
+    ensure_cluster_tables,
+    latest_model,
+    pg_float_array_literal,
+    stage_assignments,
+)
+from ssp.storage.postgres import libpq_url, make_engine, table_exists
+from ssp.streaming.cluster_config import ALGORITHMS, ClusterConfig
+from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ClusterModelView",
+    "ClusterSettings",
+    "ClusterStreamError",
+    "ClusterStreamResult",
+    "PlotResult",
+    "Point",
+    "PointParseError",
+    "cluster_plot",
+    "cluster_plot_png",
+    "cluster_settings",
+    "cluster_show",
+    "fold_partials",
+    "parse_point",
+    "process_records",
+    "run_cluster_stream",
+]
+
+KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset")
+# one row per Spark task: where its records start in Kafka, what it saw, and its per-cluster sums
+PARTIAL_SCHEMA = ("first_partition int, first_offset long, seen long, good long, dead long, "
+                  "sums array<double>, counts array<long>")
+DIM_SCHEMA = "first_partition int, first_offset long, dim int"
+_MAX_BIGINT = 2**63 - 1
+_MAX_INT = 2**31 - 1
+_NOWHERE = (_MAX_INT, _MAX_BIGINT)  # the Kafka position of a task that read nothing: sorts last
+_MAX_JOB_LENGTH = 200
+
+
+class ClusterStreamError(SspError, ValueError):
+    """A clustering job that cannot run as asked; the message says why and what to do."""
+
+
+class PointParseError(SspError, ValueError):
+    """A record that is not a point; ``reason`` is the dead-letter table's code for it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Point(NamedTuple):
+    """One canonical point: id, stream time (ISO 8601 UTC, or None), coordinates, true centre (or None)."""
+
+    id: int
+    ts: str | None
+    x: tuple[float, ...]
+    truth: int | None
+
+
+# ---------------------------------------------------------------------- parsing
+def _json_object(value: bytes | None, max_bytes: int) -> dict:
+    if value is None or len(value) == 0:
+        raise PointParseError("empty", "the record has no value")
+    if len(value) > max_bytes:
+        raise PointParseError("oversized", f"the record has {len(value)} bytes, more than the {max_bytes} allowed")
+    try:
+        payload = orjson.loads(value)
+    except orjson.JSONDecodeError as err:
+        try:  # NaN, Infinity and 1e999 are numbers to Python's parser, and not JSON to orjson
+            json.loads(value, parse_constant=float)
+        except (ValueError, UnicodeDecodeError):
+            raise PointParseError("not_json", f"the record is not JSON ({err})") from None
+        raise PointParseError("not_finite", "the record holds NaN or an infinite number") from None
+    if not isinstance(payload, dict):
+        raise PointParseError("not_object", f"the record is a {_json_type(payload)}, not a JSON object")
+    return payload
+
+
+def _json_type(value: Any) -> str:
+    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
+
+
+def _integer(payload: dict, name: str, what: str, low: int, high: int) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PointParseError(f"wrong_type:{name}", f"{what}: {name} must be an integer from {low} to {high}, "
+                                                    f"got {value!r}")
+    return value
+
+
+def _coordinates(point_id: int, value: Any, dim: int | None) -> tuple[float, ...]:
+    if value is None:
+        raise PointParseError("no_x", f"point {point_id} has no x (its coordinates)")
+    if not isinstance(value, list):
+        raise PointParseError("wrong_type:x", f"point {point_id}: x must be a list of numbers, got {value!r:.60}")
+    if not value:
+        raise PointParseError("wrong_type:x", f"point {point_id}: x is an empty list")
+    for index, number in enumerate(value):
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise PointParseError("wrong_type:x", f"point {point_id}: x[{index}] is {number!r:.40}, not a number")
+    coordinates = tuple(float(number) for number in value)  # a huge integer becomes inf here
+    if not all(math.isfinite(c) for c in coordinates):
+        raise PointParseError("not_finite", f"point {point_id}: x holds a number too large for a float")
+    if dim is not None and len(coordinates) != dim:
+        raise PointParseError("wrong_dimension",
+                              f"point {point_id}: x has {len(coordinates)} coordinates, the stream's points have {dim}")
+    return coordinates
+
+
+def _timestamp(point_id: int, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise PointParseError("wrong_type:ts", f"point {point_id}: ts must be an ISO 8601 time, got {value!r:.60}") \
+            from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)  # naive: UTC
+    return moment.isoformat()
+
+
+def parse_point(value: bytes | None, dim: int | None = None, max_bytes: int = 64 * 1024) -> Point:
+    """The :class:`Point` in one Kafka record value, or :class:`PointParseError` with the reason
+    (see the module docstring). ``dim`` None accepts any number of coordinates."""
+    payload = _json_object(value, max_bytes)
+    if payload.get("id") is None:
+        raise PointParseError("no_id", "the point has no id")
+    point_id = _integer(payload, "id", "the point", -_MAX_BIGINT - 1, _MAX_BIGINT)
+    x = _coordinates(point_id, payload.get("x"), dim)
+    truth = _integer(payload, "truth", f"point {point_id}", -_MAX_INT - 1, _MAX_INT)
+    return Point(point_id, _timestamp(point_id, payload.get("ts")), x, truth)
+
+
+# ---------------------------------------------------------------------- the executors' half
+@dataclass
+class PartitionOutcome:
+    """What one task made of its records: stage rows, dead-letter rows, per-cluster sums and counts."""
+
+    first_position: tuple[int, int]
+    seen: int
+    stage_rows: list[tuple]
+    dead_rows: list[RowText]
+    sums: np.ndarray
+    counts: np.ndarray
+
+    def arrow(self):
+        import pyarrow as pa
+
+        return pa.RecordBatch.from_pydict({
+            "first_partition": pa.array([self.first_position[0]], pa.int32()),
+            "first_offset": pa.array([self.first_position[1]], pa.int64()),
+            "seen": pa.array([self.seen], pa.int64()),
+            "good": pa.array([len(self.stage_rows)], pa.int64()),
+            "dead": pa.array([len(self.dead_rows)], pa.int64()),
+            "sums": pa.array([self.sums.ravel().tolist()], pa.list_(pa.float64())),
+            "counts": pa.array([self.counts.tolist()], pa.list_(pa.int64())),
+        })
+
+
+def process_records(data, *, centres: np.ndarray | None, job: str, batch_id: int, target_table: str,
+                    max_bytes: int) -> PartitionOutcome:
+    """Parse, assign and sum one task's Kafka records (an Arrow table with :data:`KAFKA_COLUMNS`) against
+    ``centres`` (None: the model has no centres yet, so no record can be a point). No database access."""
+    columns = {name: data.column(name).to_pylist() for name in KAFKA_COLUMNS}
+    k, dim = (0, None) if centres is None else centres.shape
+    points: list[Point] = []
+    where: list[tuple[int, int]] = []
+    dead: list[RowText] = []
+    for index, value in enumerate(columns["value"]):
+        position = (columns["partition"][index], columns["offset"][index])
+        try:
+            if centres is None:
+                raise PointParseError("no_model", "the model has no centres yet and this record set no dimension")
+            points.append(parse_point(value, dim, max_bytes))
+            where.append(position)
+        except PointParseError as err:
+            dead.append(dead_letter_row(target_table, columns["topic"][index], *position, columns["key"][index], value,
+                                        err.reason, str(err)))
+    first = min(zip(columns["partition"], columns["offset"], strict=True), default=_NOWHERE)
+    if centres is None or not points:
+        width = 0 if dim is None else dim
+        return PartitionOutcome(first, len(columns["value"]), [], dead, np.zeros((k, width)), np.zeros(k, np.int64))
+    array = np.array([p.x for p in points], dtype=np.float64)
+    labels = assign(array, centres)
+    sums, counts = cluster_sums(array, labels, k)
+    rows = [(job, p.id, batch_id, int(label), p.ts, pg_float_array_literal(p.x), p.truth, partition, offset)
+            for p, label, (partition, offset) in zip(points, labels.tolist(), where, strict=True)]
+    return PartitionOutcome(first, len(columns["value"]), rows, dead, sums, counts)
+
+
+def _partition_worker(database_url: str, tables: ClusterTables, job: str, batch_id: int, centres_broadcast,
+                      max_bytes: int) -> Callable[[Iterator], Iterator]:
+    """The function each Spark task runs over its share of a micro-batch (``mapInArrow``)."""
+
+    def work(batches):
+        import psycopg2
+        import pyarrow as pa
+
+        parts = list(batches)
+        data = pa.Table.from_batches(parts) if parts else pa.table({name: [] for name in KAFKA_COLUMNS})
+        outcome = process_records(data, centres=centres_broadcast.value, job=job, batch_id=batch_id,
+                                  target_table=tables.assignments, max_bytes=max_bytes)
+        if outcome.stage_rows or outcome.dead_rows:
+            conn = psycopg2.connect(database_url)
+            try:
+                stage_assignments(conn, tables, outcome.stage_rows)
+                write_dead_letters(conn, tables.dead, outcome.dead_rows)
+                conn.commit()
+            finally:
+                conn.close()
+        yield outcome.arrow()
+
+    return work
+
+
+def _dimension_probe(max_bytes: int) -> Callable[[Iterator], Iterator]:
+    """Each task's first valid point (in Kafka order) and its number of coordinates, for a model whose
+    dimension the stream sets."""
+
+    def probe(batches):
+        import pyarrow as pa
+
+        best = None
+        for batch in batches:
+            values, partitions = batch.column("value").to_pylist(), batch.column("partition").to_pylist()
+            offsets = batch.column("offset").to_pylist()
+            for value, partition, offset in zip(values, partitions, offsets, strict=True):
+                if best is not None and (partition, offset) >= best[:2]:
+                    continue
+                try:
+                    best = (partition, offset, len(parse_point(value, None, max_bytes).x))
+                except PointParseError:
+                    continue
+        rows = [best] if best else []
+        yield pa.RecordBatch.from_pydict({
+            "first_partition": pa.array([r[0] for r in rows], pa.int32()),
+            "first_offset": pa.array([r[1] for r in rows], pa.int64()),
+            "dim": pa.array([r[2] for r in rows], pa.int32()),
+        })
+
+    return probe
+
+
+# ---------------------------------------------------------------------- the driver's half
+@dataclass(frozen=True)
+class BatchSums:
+    """A micro-batch's per-cluster sums and counts, added up over its tasks."""
+
+    sums: np.ndarray
+    counts: np.ndarray
+    seen: int
+    good: int
+    dead: int
+
+
+def fold_partials(partials: Iterable[Any], k: int, dim: int | None) -> BatchSums:
+    """Add up the tasks' rows (:data:`PARTIAL_SCHEMA`) in Kafka order, whatever order they came in: a
+    replayed micro-batch gets bitwise the same sums.
+
+    >>> rows = [dict(first_partition=1, first_offset=0, seen=2, good=1, dead=1, sums=[1.0, 2.0], counts=[1]),
+    ...         dict(first_partition=0, first_offset=5, seen=3, good=3, dead=0, sums=[3.0, 0.5], counts=[3])]
+    >>> folded = fold_partials(rows, 1, 2)
+    >>> folded.sums.tolist(), folded.counts.tolist(), folded.seen, folded.good, folded.dead
+    ([[4.0, 2.5]], [4], 5, 4, 1)
+    """
+    rows = sorted((dict(row.asDict()) if hasattr(row, "asDict") else dict(row) for row in partials),
+                  key=lambda r: (r["first_partition"], r["first_offset"]))
+    width = dim or 0
+    sums, counts = np.zeros((k, width)), np.zeros(k, dtype=np.int64)
+    seen = good = dead = 0
+    for row in rows:
+        seen, good, dead = seen + row["seen"], good + row["good"], dead + row["dead"]
+        if row["good"]:
+            sums += np.asarray(row["sums"], dtype=np.float64).reshape(k, width)
+            counts += np.asarray(row["counts"], dtype=np.int64)
+    return BatchSums(sums, counts, seen, good, dead)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """One clustering run's settings, resolved from :class:`ClusterConfig` and the command line."""
+
+    algorithm: str
+    topic: str
+    job: str
+    tables: ClusterTables
+    k: int
+    dim: int | None
+    decay_factor: float | None
+    half_life: float | None
+    time_unit: str
+    seed: int
+    init_weight: float
+    max_record_bytes: int
+    max_offsets_per_trigger: int
+    trigger_seconds: float
+    starting_offsets: str
+
+    def new_model(self, dim: int | None = None) -> StreamingKMeans:
+        """The model a fresh job starts with (its random centres are drawn once ``dim`` is known)."""
+        forgetting = {"half_life": self.half_life} if self.half_life is not None else \
+            {"decay_factor": self.decay_factor}
+        return StreamingKMeans(self.k, dim=dim or self.dim, time_unit=self.time_unit, init_weight=self.init_weight,
+                               seed=self.seed, **forgetting)
+
+
+def _check_job(job: str) -> str:
+    if not isinstance(job, str) or not job.strip() or len(job) > _MAX_JOB_LENGTH \
+            or any(ord(ch) < 32 for ch in job):
+        raise ClusterStreamError(f"job name {job!r} must be 1 to {_MAX_JOB_LENGTH} printable characters")
+    return job
+
+
+def cluster_settings(config: ClusterConfig | None = None, *, topic: str | None = None, version: int | None = None,
+                     job: str | None = None, k: int | None = None, dim: int | None = None,
+                     decay_factor: float | None = None, half_life: float | None = None,
+                     time_unit: str | None = None, seed: int | None = None, algorithm: str | None = None) -> ClusterSettings:
+    """The settings of a run: the arguments given, else ``config``'s. A ``decay_factor`` or ``half_life``
+    given here replaces the configured forgetting; bad values raise :class:`ClusterStreamError`.
+
+    >>> s = cluster_settings(ClusterConfig(), topic="pts", version=2, half_life=5)
+    >>> s.job, s.tables.assignments, s.half_life, s.decay_factor
+    ('kmeans:pts', 'cluster_assignments_2', 5, None)
+    >>> cluster_settings(ClusterConfig(), decay_factor=0.5, half_life=2)
+    Traceback (most recent call last):
+    ...
+    ssp.streaming.cluster_stream.ClusterStreamError: give a decay factor or a half-life, not both
+    """
+    config = config or ClusterConfig()
+    algorithm = algorithm or config.algorithm
+    if algorithm not in ALGORITHMS:
+        raise ClusterStreamError(f"unknown algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
+    if decay_factor is not None and half_life is not None:
+        raise ClusterStreamError("give a decay factor or a half-life, not both")
+    if decay_factor is None and half_life is None:
+        decay_factor, half_life = (None, config.half_life) if config.half_life is not None else \
+            (config.decay_factor, None)
+    topic = topic or config.topic
+    try:
+        tables = ClusterTables.for_version(config.version if version is None else version, config.dead_letter_table)
+        settings = ClusterSettings(
+            algorithm=algorithm, topic=topic, job=_check_job(job or config.job_for(topic, algorithm)), tables=tables,
+            k=config.k if k is None else k, dim=config.dim if dim is None else dim, decay_factor=decay_factor,
+            half_life=half_life, time_unit=time_unit or config.time_unit, seed=config.seed if seed is None else seed,
+            init_weight=config.init_weight, max_record_bytes=config.max_record_bytes,
+            max_offsets_per_trigger=config.max_offsets_per_trigger, trigger_seconds=config.trigger_seconds,
+            starting_offsets=config.starting_offsets,
+        )
+        settings.new_model()  # the model's own checks: k, dim, forgetting, time unit, seed
+    except ClusterStreamError:
+        raise
+    except ValueError as err:
+        raise ClusterStreamError(str(err)) from err
+    return settings
+
+
+def resume_model(stored: StoredModel, settings: ClusterSettings) -> StreamingKMeans:
+    """The committed model, checked against the settings asked for: resuming must not silently change
+    ``k``, the dimension or the forgetting."""
+    try:
+        model = StreamingKMeans.from_state(stored.state)
+    except ValueError as err:
+        raise ClusterStreamError(f"the model of job {stored.job!r} at batch {stored.batch_id} cannot be read: {err}") \
+            from err
+    wanted = settings.new_model()
+    differences = [f"{name} {have!r} (asked: {want!r})" for name, have, want in (
+        ("k", model.k, wanted.k), ("time_unit", model.time_unit, wanted.time_unit),
+        ("decay_factor", model.decay_factor, wanted.decay_factor),
+    ) if have != want and not (isinstance(have, float) and math.isclose(have, want, rel_tol=1e-12))]
+    if settings.dim is not None and model.dim is not None and model.dim != settings.dim:
+        differences.append(f"dim {model.dim} (asked: {settings.dim})")
+    if differences:
+        raise ClusterStreamError(
+            f"job {stored.job!r} (version {stored.version}) resumes a model with {', '.join(differences)}: run with "
+            "the settings it started with, or give another --job or --version")
+    return model
+
+
+def _copy(model: StreamingKMeans) -> StreamingKMeans:
+    return StreamingKMeans.from_state(model.to_state())
+
+
+class ClusterJob:
+    """The driver's state across micro-batches: the model, the last committed batch, the progress."""
+
+    def __init__(self, settings: ClusterSettings, database_url: str, model: StreamingKMeans,
+                 last_batch: int | None, on_progress: Callable[[int], None] | None = None) -> None:
+        self.settings, self.database_url = settings, libpq_url(database_url)
+        self.model, self.last_batch = model, last_batch
+        self.progress = StreamProgress()
+        self.on_progress = on_progress
+
+    def _model_with_dimension(self, records) -> StreamingKMeans:
+        model = _copy(self.model)
+        if model.initialised:
+            return model
+        found = [row for row in records.mapInArrow(_dimension_probe(self.settings.max_record_bytes), DIM_SCHEMA)
+                 .collect()]
+        if not found:
+            return model
+        first = min(found, key=lambda row: (row["first_partition"], row["first_offset"]))
+        log.info("job %s: the first valid point has %d coordinates; drawing %d centres", self.settings.job,
+                 first["dim"], model.k)
+        fresh = self.settings.new_model(first["dim"])
+        fresh.n_batches, fresh.n_points = model.n_batches, model.n_points
+        return fresh
+
+    def write_batch(self, batch_df, batch_id: int) -> None:
+        """``foreachBatch``: one model update and one transaction per micro-batch."""
+        if self.last_batch is not None and batch_id <= self.last_batch:
+            log.info("job %s: micro-batch %d is already committed; skipped", self.settings.job, batch_id)
+            self.progress.add(0, skipped=1)
+            return
+        records = batch_df.select(*KAFKA_COLUMNS)
+        model = self._model_with_dimension(records)
+        centres = model.centres if model.initialised else None
+        broadcast = batch_df.sparkSession.sparkContext.broadcast(centres)
+        try:
+            worker = _partition_worker(self.database_url, self.settings.tables, self.settings.job, batch_id,
+                                       broadcast, self.settings.max_record_bytes)
+            partials = records.mapInArrow(worker, PARTIAL_SCHEMA).collect()
+        finally:
+            broadcast.unpersist()
+        folded = fold_partials(partials, model.k, model.dim)
+        if folded.good:
+            model.update_from_sums(folded.sums, folded.counts)
+        committed = self._commit(BatchCommit(
+            job=self.settings.job, version=self.settings.tables.version, batch_id=batch_id,
+            algorithm=self.settings.algorithm, state=model.to_state(),
+            centres=model.centres.tolist() if folded.good else (), weights=model.weights.tolist() if folded.good else (),
+            counts=folded.counts.tolist(), points=folded.good, dead=folded.dead, learned=bool(folded.good),
+        ))
+        if committed:
+            self.model, self.last_batch = model, batch_id
+        self.progress.add(folded.seen, points=folded.good if committed else 0, dead=folded.dead,
+                          committed=int(committed), skipped=int(not committed))
+        log.info("job %s batch %d: %d records, %d points, %d dead letters%s", self.settings.job, batch_id, folded.seen,
+                 folded.good, folded.dead, "" if committed else " (already committed: skipped)")
+        if self.on_progress is not None:
+            self.on_progress(folded.seen)
+
+    def _commit(self, commit: BatchCommit) -> bool:
+        import psycopg2
+
+        conn = psycopg2.connect(self.database_url)
+        try:
+            done = commit_batch(conn, self.settings.tables, commit)
+            conn.commit()
+            return done
+        finally:
+            conn.close()  # without a commit, PostgreSQL rolls the transaction back
+
+
+@dataclass
+class ClusterStreamResult:
+    """What a run did, and the model it left."""
+
+    settings: ClusterSettings
+    seen: int
+    points: int
+    dead: int
+    committed: int
+    skipped: int
+    seconds: float
+    resumed_from: int | None
+    model_batches: int
+    weights: list[float] = field(default_factory=list)
+
+    def line(self) -> str:
+        s = self.settings
+        rate = self.seen / self.seconds if self.seconds > 0 else 0.0
+        resumed = f"resumed from batch {self.resumed_from}, " if self.resumed_from is not None else ""
+        skipped = f", {self.skipped} replayed micro-batches skipped" if self.skipped else ""
+        weights = ", ".join(f"{w:.1f}" for w in self.weights) or "no centres yet"
+        return (f"clustered {self.points} points from {s.topic} into {s.tables.assignments} with {s.algorithm} "
+                f"(job {s.job}, k={s.k}; {resumed}{self.committed} micro-batches committed{skipped}; {self.seen} records "
+                f"read, {self.dead} to {s.tables.dead}); the model has learnt {self.model_batches} batches, weights "
+                f"[{weights}]; {self.seconds:.1f} s ({rate:,.0f} records/s)")
+
+
+def cluster_checkpoint_dir(settings: ClusterSettings, state_dir: Path | None = None) -> Path:
+    """Where a job keeps its Spark checkpoint: one folder per job, topic and version."""
+    safe_job = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in settings.job)
+    return job_checkpoint_dir("cluster", settings.topic, settings.tables.assignments, state_dir) / safe_job
+
+
+def _checkpoint_has_batches(checkpoint: Path) -> bool:
+    commits = checkpoint / "commits"
+    return commits.is_dir() and any(path.name.isdigit() for path in commits.iterdir())
+
+
+def run_cluster_stream(
+    spark,
+    *,
+    infra: InfraConfig | None = None,
+    config: ClusterConfig | None = None,
+    topic: str | None = None,
+    version: int | None = None,
+    job: str | None = None,
+    k: int | None = None,
+    dim: int | None = None,
+    decay_factor: float | None = None,
+    half_life: float | None = None,
+    time_unit: str | None = None,
+    seed: int | None = None,
+    max_records: int | None = None,
+    until_idle: float | None = None,
+    checkpoint_dir: Path | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ClusterStreamResult:
+    """Cluster the points of ``topic`` until ``max_records`` records were read, it is idle for ``until_idle``
+    seconds, or it is stopped (Ctrl-C, SIGTERM); resumes from the job's last committed model."""
+    infra = infra or InfraConfig()
+    settings = cluster_settings(config, topic=topic, version=version, job=job, k=k, dim=dim, decay_factor=decay_factor,
+                                half_life=half_life, time_unit=time_unit, seed=seed)
+    checkpoint = Path(checkpoint_dir) if checkpoint_dir else cluster_checkpoint_dir(settings)
+    engine = make_engine(infra.database_url)
+    try:
+        ensure_cluster_tables(engine, settings.tables)
+        stored = latest_model(engine, settings.tables.version, settings.job, settings.tables.models)
+    finally:
+        engine.dispose()
+    if stored is not None and not _checkpoint_has_batches(checkpoint):
+        raise ClusterStreamError(
+            f"job {settings.job!r} (version {settings.tables.version}) has a model committed at micro-batch "
+            f"{stored.batch_id}, but the checkpoint {checkpoint} has no micro-batch: resume with the checkpoint it "
+            "ran with (--checkpoint-dir), or start another --job or --version")
+    model = resume_model(stored, settings) if stored is not None else settings.new_model()
+    if stored is not None:
+        log.info("job %s: resuming from the model of micro-batch %d", settings.job, stored.batch_id)
+    driver = ClusterJob(settings, infra.database_url, model, stored.batch_id if stored else None, on_progress)
+    stream = kafka_stream(spark, infra, settings.topic, settings.starting_offsets, settings.max_offsets_per_trigger)
+    seconds = run_until_done(
+        stream, driver.write_batch, driver.progress, name=f"cluster_{settings.tables.assignments}_{checkpoint.name}",
+        checkpoint=checkpoint, trigger_seconds=settings.trigger_seconds, max_records=max_records,
+        until_idle=until_idle,
+    )
+    counts = driver.progress.counts
+    final = driver.model
+    return ClusterStreamResult(
+        settings=settings, seen=driver.progress.seen, points=counts.get("points", 0), dead=counts.get("dead", 0),
+        committed=counts.get("committed", 0), skipped=counts.get("skipped", 0), seconds=seconds,
+        resumed_from=stored.batch_id if stored else None, model_batches=final.n_batches,
+        weights=final.weights.tolist() if final.initialised else [],
+    )
+
+
+# ---------------------------------------------------------------------- ssp cluster show
+@dataclass(frozen=True)
+class ClusterModelView:
+    """A committed model as ``ssp cluster show`` prints it."""
+
+    stored: StoredModel
+    model: StreamingKMeans
+
+    def lines(self) -> list[str]:
+        m = self.model
+        forgetting = f"half-life {m.half_life:g} {m.time_unit}" if m.half_life is not None else \
+            f"decay factor {m.decay_factor:g} per {m.time_unit[:-1]}"
+        out = [f"job {self.stored.job}  version {self.stored.version}  algorithm {self.stored.algorithm}  "
+               f"micro-batch {self.stored.batch_id}  updated {self.stored.updated:%Y-%m-%d %H:%M:%S %Z}",
+               f"k={m.k}  dim={m.dim}  {forgetting}  batches learnt {m.n_batches}  points {m.n_points}"]
+        if not m.initialised:
+            return out + ["no centres yet: no valid point has arrived"]
+        for index, (centre, weight) in enumerate(zip(m.centres.tolist(), m.weights.tolist(), strict=True)):
+            coordinates = ", ".join(f"{c:.4f}" for c in centre)
+            out.append(f"  cluster {index}: weight {weight:12.4f}  centre [{coordinates}]")
+        return out
+
+    def line(self) -> str:
+        m = self.model
+        return (f"model of job {self.stored.job} (version {self.stored.version}) at micro-batch {self.stored.batch_id}: "
+                f"k={m.k}, dim={m.dim}, {m.n_batches} batches and {m.n_points} points learnt")
+
+
+def cluster_show(database_url: str, version: int, job: str | None = None,
+                 models: str = CLUSTER_MODELS_TABLE) -> ClusterModelView:
+    """The newest committed model of ``job`` (default: the job of ``version`` updated last)."""
+    engine = make_engine(database_url)
+    try:
+        tables = ClusterTables.for_version(version, models=models)
+        stored = latest_model(engine, tables.version, job, tables.models) if table_exists(engine, tables.models) \
+            else None
+    finally:
+        engine.dispose()
+    if stored is None:
+        which = f"job {job!r} of version {version}" if job else f"version {version}"
+        raise ClusterStreamError(f"no clustering model for {which} yet: run `ssp cluster stream --version {version}`")
+    try:
+        model = StreamingKMeans.from_state(stored.state)
+    except ValueError as err:
+        raise ClusterStreamError(f"the model of job {stored.job!r} cannot be read: {err}") from err
+    return ClusterModelView(stored, model)
+
+
+# ---------------------------------------------------------------------- ssp cluster plot
+@dataclass(frozen=True)
+class PlotResult:
+    path: Path
+    job: str
+    version: int
+    points: int
+    batches: int
+
+    def line(self) -> str:
+        return (f"plotted {self.points} points and {self.batches} micro-batches of centre trails of job {self.job} "
+                f"(version {self.version}) to {self.path}")
+
+
+def cluster_colour(cluster: int) -> str:
+    """The colour of a cluster, the same in the PNG and the live view (Tableau's 10, then 20 more).
+
+    >>> cluster_colour(0), cluster_colour(10)
+    ('#1f77b4', '#393b79')
+    """
+    return _PALETTE[cluster % len(_PALETTE)]
+
+
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363",
+)
+
+
+def _xy(coordinates: Sequence[Sequence[float]]) -> tuple[list[float], list[float]]:
+    """The first two coordinates (a 1-D point is drawn on y = 0)."""
+    xs = [c[0] for c in coordinates]
+    ys = [c[1] if len(c) > 1 else 0.0 for c in coordinates]
+    return xs, ys
+
+
+def cluster_plot_png(engine, tables: ClusterTables, job: str, *, points: int = 5000, trail: int = 200) -> tuple[
+        bytes, int, int]:
+    """The newest ``points`` points coloured by cluster, the centres and the last ``trail`` micro-batches of
+    their trails, as a PNG (matplotlib's Agg canvas); returns the PNG, the points and the batches drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows, _ = assignments_after(engine, tables, job, None, points)
+    history = centres_history(engine, tables, job, last_batches=trail)
+    figure = Figure(figsize=(8, 7), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    if rows:
+        xs, ys = _xy([r.x for r in rows])
+        axes.scatter(xs, ys, s=6, c=[cluster_colour(r.cluster) for r in rows], alpha=0.45, linewidths=0)
+    trails: dict[int, list[list[float]]] = {}
+    for row in history:
+        trails.setdefault(row.cluster, []).append(row.centre)
+    for cluster, path in sorted(trails.items()):
+        xs, ys = _xy(path)
+        axes.plot(xs, ys, color=cluster_colour(cluster), linewidth=1.5, alpha=0.8)
+        axes.scatter(xs[-1:], ys[-1:], marker="X", s=160, color=cluster_colour(cluster), edgecolors="black",
+                     linewidths=1.0, zorder=3, label=f"cluster {cluster}")
+    dim = len(rows[0].x) if rows else (len(history[0].centre) if history else 2)
+    batches = len({row.batch_id for row in history})
+    axes.set_title(f"{job}, version {tables.version}: {len(rows)} points, centres and {batches} micro-batches of "
+                   f"trails" + ("" if dim <= 2 else f" (first 2 of {dim} coordinates)"), fontsize=10)
+    axes.set_xlabel("x[0]")
+    axes.set_ylabel("x[1]" if dim > 1 else "")
+    if trails:
+        axes.legend(loc="best", fontsize=8)
+    axes.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue(), len(rows), batches
+
+
+def cluster_plot(database_url: str, version: int, output: Path, *, job: str | None = None, points: int = 5000,
+                 trail: int = 200) -> PlotResult:
+    """Write the PNG of :func:`cluster_plot_png` for ``job`` (default: the job of ``version`` updated last)."""
+    engine = make_engine(database_url)
+    try:
+        tables = ClusterTables.for_version(version)
+        if not all(table_exists(engine, name) for name in (tables.models, tables.assignments, tables.centres)):
+            raise ClusterStreamError(f"no clustering job has written version {version} yet: run "
+                                     f"`ssp cluster stream --version {version}`")
+        if job is None:
+            stored = latest_model(engine, tables.version, None, tables.models)
+            if stored is None:
+                raise ClusterStreamError(f"no clustering job has written version {version} yet: run "
+                                         f"`ssp cluster stream --version {version}`")
+            job = stored.job
+        png, drawn, batches = cluster_plot_png(engine, tables, job, points=points, trail=trail)
+    finally:
+        engine.dispose()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(png)
+    return PlotResult(output, job, tables.version, drawn, batches)
