@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import click
 
 from ssp.config import InfraConfig, ProducerConfig, TopicsConfig
@@ -83,9 +85,10 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop) -> Non
                              compression_type=config.compression_type)
     # SIGTERM (a supervisor, `ssp demo`) ends a live stream as cleanly as Ctrl-C: flushed and summarised
     try:
-        with stop_on_sigterm():
+        stop = threading.Event()
+        with stop_on_sigterm(lambda *_: stop.set()):
             result = produce_tweets(payloads, producer, topic, ai_topic=topics.ai_tweets_topic if ai_topic else None,
-                                    is_ai_text=is_ai, rate=rate, max_records=max_records)
+                                    is_ai_text=is_ai, rate=rate, max_records=max_records, stop=stop)
     finally:
         producer.close()
     click.echo(result.line(topic, topics.ai_tweets_topic if ai_topic else None))

@@ -8,6 +8,7 @@ lost here.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -81,10 +82,13 @@ def produce(
     rate: float = 0.0,
     max_records: int | None = None,
     show_progress: bool = True,
+    stop: threading.Event | None = None,
 ) -> ProduceSummary:
     """Send ``payloads`` to ``topic`` (and matching ones to ``ai_topic``), at most ``rate`` per second.
 
     Ctrl-C (KeyboardInterrupt) ends the stream early: what was sent is still flushed and counted.
+    So does ``stop`` once set (a SIGTERM handler sets it): checked between records, it never
+    interrupts a send half-counted.
     """
     result = ProduceSummary()
     errors: list[BaseException] = []
@@ -96,7 +100,7 @@ def produce(
     with progress_bar(f"producing to {topic}", max_records, enabled=show_progress) as advance:
         try:
             _send_all(payloads, producer, topic, ai_topic, is_ai_text, rate, max_records, result, start, on_error,
-                      advance)
+                      advance, stop or threading.Event())
         except KeyboardInterrupt:
             result.interrupted = True
         try:
@@ -111,8 +115,8 @@ def produce(
 
 
 def _send_all(payloads, producer, topic, ai_topic, is_ai_text, rate, max_records, result, start, on_error,
-              advance) -> None:
-    """The sending loop of :func:`produce`; counts into ``result`` as it goes."""
+              advance, stop: threading.Event) -> None:
+    """The sending loop of :func:`produce`; counts into ``result`` as it goes, ends when ``stop`` is set."""
     for payload in payloads:
         if max_records is not None and result.sent >= max_records:
             break
@@ -121,7 +125,10 @@ def _send_all(payloads, producer, topic, ai_topic, is_ai_text, rate, max_records
             due = start + result.sent / rate
             delay = due - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                stop.wait(delay)
+        if stop.is_set():
+            result.interrupted = True
+            break
         if isinstance(payload, (bytes, bytearray)):
             key, value = None, bytes(payload)
             result.undecodable += 1
