@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from ssp.clustering.streaming_kmeans import StreamingKMeans
+from ssp.config import ClusterConfig
 from ssp.kafka.admin import ensure_topic
 from ssp.kafka.producer import make_producer, produce
 from ssp.sources.points import points_payloads
 from ssp.storage.clusters import ClusterTables
-from ssp.streaming.cluster_config import ClusterConfig
 from ssp.streaming.cluster_stream import run_cluster_stream
 from test_dashboard import fresh_version
 
@@ -68,7 +68,8 @@ def assignments(db, tables: ClusterTables, job: str) -> list[tuple]:
 def replay_with_learn_many(rows: list[tuple], dim: int, **model_args) -> StreamingKMeans:
     """The model ``learn_predict_many`` builds from the stored micro-batches, checking each stored cluster
     is the one the point fed (its nearest centre when the batch began)."""
-    model = StreamingKMeans(K, dim=dim, half_life=HALF_LIFE, seed=SEED, **model_args)
+    model = StreamingKMeans(K, dim=dim, half_life=HALF_LIFE, seed=SEED, init="kmeans++", init_sample=PER_TRIGGER,
+                            **model_args)
     batches: dict[int, list[tuple]] = {}
     for row in rows:
         batches.setdefault(row[0], []).append(row)
@@ -87,7 +88,7 @@ def assert_same_model(got: StreamingKMeans, want: StreamingKMeans) -> None:
 
 def stream_command(topic: str, version: int, job: str, checkpoint) -> list[str]:
     return [
-        sys.executable, "-m", "ssp.streaming.cluster_cli",
+        sys.executable, "-m", "ssp.cli",
         "--gin-param", f"ClusterConfig.max_offsets_per_trigger = {PER_TRIGGER}",
         "--gin-param", "ClusterConfig.trigger_seconds = 0.2",
         "--gin-param", "InfraConfig.spark_master = 'local[2]'",

@@ -47,11 +47,12 @@ def _register_stage_commands() -> None:
     from ssp.model.cli import train
     from ssp.serving.cli import serve
     from ssp.streaming.cli import classify, ingest
+    from ssp.streaming.cluster_cli import cluster
     from ssp.web.cli import dashboard
     from ssp.web.tagger_cli import tagger
 
     for command in (infra, produce, ingest, demo, dataset, label, train, serve, classify, dashboard, tagger, al,
-                    evaluate):
+                    evaluate, cluster):
         main.add_command(command)
 
 

@@ -130,24 +130,32 @@ class InfraConfig:
 @gin.configurable
 @dataclass
 class TopicsConfig:
-    """The original project's two topics: keyword-matched tweets and the whole mix."""
+    """The Kafka topics: the original project's two (keyword-matched tweets and the whole mix) and the
+    clustering use case's points."""
 
     ai_tweets_topic: str = "ai_tweets_topic"
     mix_tweets_topic: str = "mix_tweets_topic"
+    points_topic: str = "points_topic"
     partitions: int = 4
 
 
 @gin.configurable
 @dataclass
 class ProducerConfig:
-    source: str = "synthetic"
+    source: str = "synthetic"  # synthetic | replay | twitter | points
     seed: int = 42
-    rate: float = 0.0  # tweets per second; 0 means as fast as the broker takes them
+    rate: float = 0.0  # records per second; 0 means as fast as the broker takes them
     max_records: int = 10_000
     linger_ms: int = 20
     batch_size: int = 256 * 1024
     compression_type: str | None = None
     retries: int = 10
+    # --source points: a Gaussian mixture of points_k centres in points_dim dimensions, moving as
+    # points_scenario says (a preset, static | drift | events, or a scenario as JSON; see ssp.sources.points)
+    points_k: int = 3
+    points_dim: int = 2
+    points_scenario: str = "events"
+    points_stream_rate: float = 100.0  # points a second of stream time when --rate is 0 (unlimited)
 
 
 @gin.configurable
@@ -322,6 +330,56 @@ class ActiveLearningConfig:
     # weight (0 leaves them out: measured better on written_dev, 0.63 F1 weak-only against 0.55 at 0.3)
     simulate_no_vote_weight: float = 0.0
     simulate_weak_background: int = 0  # synthetic tweets the label model also fits on, beside the pool
+
+
+CLUSTER_ALGORITHMS = ("kmeans",)
+
+
+@gin.configurable
+@dataclass
+class ClusterConfig:
+    """The points stream's clustering job, its tables and its live view (``ssp cluster``).
+
+    Forgetting is ``half_life`` when it is set, else ``decay_factor`` (1.0 forgets nothing, as MLlib's
+    default).
+
+    >>> ClusterConfig().job_for("points_topic")
+    'kmeans:points_topic'
+    >>> ClusterConfig(job="drift-demo").job_for("points_topic")
+    'drift-demo'
+    """
+
+    algorithm: str = "kmeans"  # the topic is TopicsConfig.points_topic
+    version: int = 0
+    job: str = ""  # default: "<algorithm>:<topic>"; names the model in cluster_models
+    k: int = 3
+    dim: int | None = None  # None: the first valid point of the stream sets it
+    decay_factor: float = 1.0
+    half_life: float | None = None  # when set, wins over decay_factor: a = 0.5 ** (1 / half_life)
+    time_unit: str = "batches"  # batches | points
+    # initial centres: "kmeans++" draws them from the first micro-batch's points; "random" is MLlib's
+    # setRandomCenters (standard normal draws, for standardised data)
+    init: str = "kmeans++"
+    seed: int = 42  # seeds the initial centres
+    init_weight: float = 1.0
+    dead_letter_table: str = "dead_letter_points"
+    max_record_bytes: int = 64 * 1024
+    max_offsets_per_trigger: int = 10_000
+    trigger_seconds: float = 1.0
+    starting_offsets: str = "earliest"
+    # the live view (ssp cluster view)
+    view_host: str = "127.0.0.1"
+    view_port: int = 5006
+    view_poll_ms: int = 250
+    view_points: int = 5000  # points kept on screen (the stream's rollover)
+    view_trail: int = 200  # micro-batches of centre trail and weight history kept on screen
+    # the PNG (ssp cluster plot)
+    plot_points: int = 5000
+    plot_trail: int = 200
+
+    def job_for(self, topic: str, algorithm: str | None = None) -> str:
+        """The job name: ``job`` when set, else ``<algorithm>:<topic>``."""
+        return self.job or f"{algorithm or self.algorithm}:{topic}"
 
 
 def load_config(gin_files: Sequence[str | Path] = (), bindings: Sequence[str] = ()) -> None:

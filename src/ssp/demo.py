@@ -1,5 +1,11 @@
 """``ssp demo``: the whole cycle on the embedded default, from an empty machine to a live dashboard.
 
+``ssp demo --use-case kmeans`` is the clustering use case's: the local stack, then a points stream
+from a drifting Gaussian mixture (a jump, a birth and a death), the streaming k-means job and the
+live Bokeh view, as child processes, with the view's URL.
+
+The tweets use case:
+
 Batch steps run in this process, one after the other, each with its own progress: the local
 stack, a burst of synthetic tweets into Kafka, the ingest stream until it is idle, dataset
 preparation, weak labelling and a first model. Then the long-running parts start as child
@@ -12,6 +18,7 @@ next run (``ssp infra down`` stops it).
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -134,21 +141,92 @@ def demo_log_dir() -> Path:
     return default_state_dir() / "logs" / "demo"
 
 
+def start_children(plan: list[tuple[Child, str | None, str]], echo) -> list[Child]:
+    """Start each child of ``plan`` (child, URL to wait for or None, step text) in order; if one fails
+    to start or to answer, stop those already started and raise."""
+    started: list[Child] = []
+    try:
+        for child, url, text in plan:
+            if text:
+                echo(text)
+            child.start()
+            started.append(child)
+            if url:
+                wait_for_http(url, child, 120)
+    except BaseException:
+        for child in reversed(started):
+            child.stop()
+        raise
+    return started
+
+
 # ---------------------------------------------------------------- the command
+USE_CASES = ("tweets", "kmeans")
+
+
 @click.command("demo")
+@click.option("--use-case", type=click.Choice(USE_CASES), default="tweets", show_default=True,
+              help="tweets: the AI-tweet pipeline (dashboard, tagger). kmeans: streaming k-means on a drifting "
+                   "points stream with its live view.")
 @click.option("--tweets", type=click.IntRange(min=100), default=20_000, show_default=True,
-              help="Synthetic tweets for the first dataset.")
+              help="Tweets: synthetic tweets for the first dataset.")
 @click.option("--version", "version", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Dataset version for every table of the run.")
-@click.option("--rate", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
-              help="Tweets per second of the live synthetic stream the classifier sees.")
+              help="Dataset (or clustering tables) version for every table of the run.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=None,
+              help="Records per second of the live stream: tweets the classifier sees (default 20) or points "
+                   "(default 200).")
+@click.option("--half-life", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="kmeans: the model's half-life in micro-batches, so it follows the moving centres.")
 @click.option("--duration", type=click.FloatRange(min=1), default=None,
               help="Stop after this many seconds of running services (default: until Ctrl-C).")
 @click.pass_context
-def demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: float | None) -> None:
+def demo(ctx: click.Context, use_case: str, tweets: int, version: int, rate: float | None, half_life: float,
+         duration: float | None) -> None:
     """The whole cycle on the embedded default: local stack, synthetic stream, ingest, dataset, Snorkel labels,
     a first model; then the model server, live classification, the dashboard and the tagger, with their URLs.
+    With --use-case kmeans: the stack, a drifting points stream, streaming k-means and its live view.
     Ctrl-C stops everything."""
+    if use_case == "kmeans":
+        _kmeans_demo(ctx, version, 200.0 if rate is None else rate, half_life, duration)
+    else:
+        _tweets_demo(ctx, tweets, version, 20.0 if rate is None else rate, duration)
+
+
+def _gin(ctx: click.Context) -> dict[str, tuple[str, ...]]:
+    """The demo's own gin options, for its children."""
+    root = ctx.find_root().params
+    return {"gin_files": tuple(root.get("gin_files") or ()), "gin_params": tuple(root.get("gin_params") or ())}
+
+
+def _kmeans_demo(ctx: click.Context, version: int, rate: float, half_life: float, duration: float | None) -> None:
+    from ssp.config import ClusterConfig, InfraConfig, ProducerConfig
+    from ssp.infra.cli import infra_up
+
+    start = time.monotonic()
+    echo = functools.partial(click.echo, err=True)
+    echo("[1/4] starting the local stack (Kafka, PostgreSQL)")
+    ctx.invoke(infra_up)
+    gin, logs, cluster, points = _gin(ctx), demo_log_dir(), ClusterConfig(), ProducerConfig()
+    view_url = f"http://{cluster.view_host}:{cluster.view_port}/"
+    children = [
+        (Child("points stream", ssp_argv("produce", "--source", "points", "--rate", str(rate), "--max-records",
+                                         str(10**12), "--seed", str(int(time.time())), **gin), logs / "points.log"),
+         None, f"[2/4] streaming points at {rate:g}/s: {points.points_k} drifting centres, scenario "
+               f"{points.points_scenario!r} (logs in {logs})"),
+        (Child("k-means stream", ssp_argv("cluster", "stream", "--algorithm", "kmeans", "--version", str(version),
+                                          "--half-life", str(half_life), **gin), logs / "kmeans.log"),
+         None, f"[3/4] starting streaming k-means (k={cluster.k}, half-life {half_life:g} micro-batches) on Spark "
+               f"{InfraConfig().resolved_spark_master}"),
+        (Child("cluster view", ssp_argv("cluster", "view", "--version", str(version), **gin), logs / "view.log"),
+         view_url, "[4/4] starting the live view"),
+    ]
+    started = start_children(children, echo)
+    click.echo(f"demo ready in {time.monotonic() - start:.0f} s: open {view_url}")
+    run_services(started, {"cluster view": view_url}, duration, echo)
+    click.echo(f"demo stopped after {time.monotonic() - start:.0f} s; the stack is still up (`ssp infra down` stops it)")
+
+
+def _tweets_demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: float | None) -> None:
     from ssp.config import ServeConfig, WebConfig
     from ssp.dataset.cli import prepare
     from ssp.infra.cli import infra_up
@@ -178,47 +256,34 @@ def demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: f
     step(6, "training the classifier and exporting a model version")
     ctx.invoke(train, version=version, architecture=None, epochs=None, model_dir=None)
 
-    root = ctx.find_root().params
-    gin = {"gin_files": tuple(root.get("gin_files") or ()), "gin_params": tuple(root.get("gin_params") or ())}
+    gin = _gin(ctx)
     serve_config, web = ServeConfig(), WebConfig()
     logs = demo_log_dir()
     token = os.environ.get("SSP_TAGGER_TOKEN") or new_token()
     model_url = serve_config.url
-    children = [
-        Child("model server", ssp_argv("serve", **gin), logs / "serve.log"),
-        Child("classify stream", ssp_argv("classify", "--version", str(version), **gin), logs / "classify.log"),
-        Child("live synthetic tweets", ssp_argv("produce", "--rate", str(rate), "--max-records", str(10**9),
-                                                "--seed", str(int(time.time())), **gin), logs / "produce.log"),
-        Child("dashboard", ssp_argv("dashboard", "--version", str(version), **gin), logs / "dashboard.log"),
-        Child("tagger", ssp_argv("tagger", "--model-url", model_url, **gin), logs / "tagger.log",
-              env={"SSP_TAGGER_TOKEN": token}),
-    ]
     urls = {
         "model server": f"{model_url}/v1/models/{serve_config.model_name}",
         "dashboard": f"http://{web.host}:{web.dashboard_port}/",
         "live view": f"http://{web.host}:{web.dashboard_port}/live",
         "tagger": f"http://{web.host}:{web.tagger_port}/",
     }
-    started: list = []
-    try:
-        step(7, f"starting the model server (log: {children[0].log_path})")
-        children[0].start()
-        started.append(children[0])
-        wait_for_http(urls["model server"], children[0], 120)
-        step(8, f"starting live classification and a live synthetic stream at {rate:g} tweets/s (logs in {logs})")
-        for child in children[1:3]:
-            child.start()
-            started.append(child)
-        step(9, "starting the dashboard and the tagger")
-        for child, url in ((children[3], urls["dashboard"]), (children[4], urls["tagger"])):
-            child.start()
-            started.append(child)
-            wait_for_http(url, child, 60)
-    except BaseException:
-        for child in reversed(started):
-            child.stop()
-        raise
+    serve = Child("model server", ssp_argv("serve", **gin), logs / "serve.log")
+    plan = [
+        (serve, urls["model server"], f"[7/{steps}] starting the model server (log: {serve.log_path})"),
+        (Child("classify stream", ssp_argv("classify", "--version", str(version), **gin), logs / "classify.log"),
+         None, f"[8/{steps}] starting live classification and a live synthetic stream at {rate:g} tweets/s "
+               f"(logs in {logs})"),
+        (Child("live synthetic tweets", ssp_argv("produce", "--rate", str(rate), "--max-records", str(10**9),
+                                                 "--seed", str(int(time.time())), **gin), logs / "produce.log"),
+         None, ""),
+        (Child("dashboard", ssp_argv("dashboard", "--version", str(version), **gin), logs / "dashboard.log"),
+         urls["dashboard"], f"[9/{steps}] starting the dashboard and the tagger"),
+        (Child("tagger", ssp_argv("tagger", "--model-url", model_url, **gin), logs / "tagger.log",
+               env={"SSP_TAGGER_TOKEN": token}), urls["tagger"], ""),
+    ]
+    echo = functools.partial(click.echo, err=True)
+    started = start_children(plan, echo)
     click.echo(f"demo ready in {time.monotonic() - start:.0f} s; sign in to the tagger with any name and the token "
                f"{token}" + ("" if os.environ.get("SSP_TAGGER_TOKEN") else " (set SSP_TAGGER_TOKEN to choose it)"))
-    run_services(started, urls, duration, lambda line: click.echo(line, err=True))
+    run_services(started, urls, duration, echo)
     click.echo(f"demo stopped after {time.monotonic() - start:.0f} s; the stack is still up (`ssp infra down` stops it)")

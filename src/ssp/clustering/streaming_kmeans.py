@@ -62,7 +62,19 @@ weight 0, and the largest (at 2) is split into 2 + 2e-14 and 2 - 2e-14, half the
 
 Random initial centres are standard normal draws (as MLlib's ``setRandomCenters``), seeded, each
 with weight ``init_weight``; without ``dim`` they are drawn when the first batch shows the
-dimension. The state is plain JSON and restores exactly:
+dimension. Standard normal centres suit standardised data; for data elsewhere (most streams),
+``init="kmeans++"`` draws the initial centres from the first batch (its first ``init_sample``
+points) by k-means++ seeding instead (an addition to MLlib, which has only random or given centres):
+
+>>> far = [[100, 100], [100.5, 100], [100, 120], [100, 120.5], [120, 100], [120.5, 100]]
+>>> random_start = StreamingKMeans(k=3, seed=3).learn_many(far)
+>>> len(set(random_start.predict_many(far).tolist()))  # one centre took all three groups
+1
+>>> seeded = StreamingKMeans(k=3, seed=3, init="kmeans++").learn_many(far)
+>>> seeded.predict_many(far).tolist()
+[0, 0, 1, 1, 2, 2]
+
+The state The state is plain JSON and restores exactly:
 
 >>> import json
 >>> model = StreamingKMeans(k=3, dim=2, half_life=5, time_unit="points", seed=7)
@@ -86,8 +98,11 @@ from typing import Any
 
 import numpy as np
 
+from ssp.clustering.seeding import kmeans_plus_plus
+
 __all__ = [
     "DYING_RATIO",
+    "INITS",
     "TIME_UNITS",
     "KMeansUpdate",
     "StreamingKMeans",
@@ -97,6 +112,7 @@ __all__ = [
 ]
 
 TIME_UNITS = ("batches", "points")
+INITS = ("random", "kmeans++")  # MLlib's standard normal draws, or k-means++ on the first batch
 DYING_RATIO = 1e-8  # MLlib: a cluster below this share of the largest weight is dying
 SPLIT_OFFSET = 1e-14  # MLlib: the split moves the two halves this much (relative) apart
 STATE_MODEL = "streaming_kmeans"
@@ -162,7 +178,8 @@ class StreamingKMeans:
     """Streaming k-means with Spark MLlib's update rule; see the module docstring.
 
     Give ``centres`` (and ``weights``, default ``init_weight`` each) or ``k`` for seeded standard
-    normal centres in ``dim`` dimensions (drawn at the first batch when ``dim`` is None). Forgetting is
+    normal centres in ``dim`` dimensions (drawn at the first batch when ``dim`` is None; with
+    ``init="kmeans++"`` chosen from the first batch's points instead). Forgetting is
     ``decay_factor`` in [0, 1] (default 1, no forgetting) or ``half_life`` > 0, in ``time_unit``
     "batches" or "points".
     """
@@ -179,7 +196,12 @@ class StreamingKMeans:
         dim: int | None = None,
         init_weight: float = 1.0,
         seed: int = 0,
+        init: str = "random",
+        init_sample: int = 10_000,
     ) -> None:
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        _check_count("init_sample", init_sample)
         if time_unit not in TIME_UNITS:
             raise ValueError(f"time_unit must be 'batches' or 'points', got {time_unit!r}")
         if decay_factor is not None and half_life is not None:
@@ -199,6 +221,7 @@ class StreamingKMeans:
         self.time_unit = time_unit
         self.init_weight = float(init_weight)
         self.seed = int(seed)
+        self.init, self.init_sample = init, int(init_sample)
         self.n_batches = 0
         self.n_points = 0
         self.last_update: KMeansUpdate | None = None
@@ -211,7 +234,7 @@ class StreamingKMeans:
                 raise ValueError("weights need centres: give centres with them, or init_weight for random centres")
             self.k = _check_count("k", k, needed="k (the number of clusters) is required without centres")
             self.dim = None if dim is None else _check_count("dim", dim)
-            if self.dim is not None:
+            if self.dim is not None and init == "random":
                 self._init_random(self.dim)
 
     # ------------------------------------------------------------------ set-up
@@ -238,6 +261,23 @@ class StreamingKMeans:
         self.dim = dim
         self._centres = np.random.default_rng(self.seed).standard_normal((self.k, dim))
         self._weights = np.full(self.k, self.init_weight)
+
+    def initialise(self, points: Any) -> StreamingKMeans:
+        """Draw the initial centres now, by the ``init`` rule, from ``points`` (the first batch; k-means++
+        uses its first ``init_sample`` points, "random" only their dimension), each with weight
+        ``init_weight``. A model that has centres is left as it is."""
+        if self._centres is not None:
+            return self
+        array = self._points(points)
+        if len(array) == 0:
+            raise ValueError("initial centres need at least one point")
+        if self.init == "random":
+            self._init_random(array.shape[1])
+        else:
+            self.dim = array.shape[1]
+            self._centres = kmeans_plus_plus(array[:self.init_sample], self.k, seed=self.seed)
+            self._weights = np.full(self.k, self.init_weight)
+        return self
 
     # ------------------------------------------------------------------ reading
     @property
@@ -316,7 +356,7 @@ class StreamingKMeans:
                 self.n_batches += 1
                 self.last_update = KMeansUpdate(0, self._discount(0))
                 return np.zeros(0, dtype=np.int64)
-            self._init_random(array.shape[1])
+            self.initialise(array)
         centres, _ = self._ready()
         labels = assign(array, centres)
         sums, counts = cluster_sums(array, labels, self.k) if len(array) else (np.zeros_like(centres),
@@ -396,6 +436,8 @@ class StreamingKMeans:
             "time_unit": self.time_unit,
             "init_weight": self.init_weight,
             "seed": self.seed,
+            "init": self.init,
+            "init_sample": self.init_sample,
             "batches": self.n_batches,
             "points": self.n_points,
             "centres": None if self._centres is None else self._centres.tolist(),
@@ -417,7 +459,9 @@ class StreamingKMeans:
             raise ValueError(f"streaming k-means state lacks {', '.join(missing)}")
         forgetting = {"half_life": state["half_life"]} if state["half_life"] is not None else \
             {"decay_factor": state["decay_factor"]}
-        common = {"time_unit": state["time_unit"], "init_weight": state["init_weight"], "seed": state["seed"]}
+        common = {"time_unit": state["time_unit"], "init_weight": state["init_weight"], "seed": state["seed"],
+                  # states written before init existed were random
+                  "init": state.get("init", "random"), "init_sample": state.get("init_sample", 10_000)}
         if state["centres"] is None:
             model = cls(state["k"], dim=state["dim"], **forgetting, **common)
             model._centres = model._weights = None  # not drawn yet: drawn at the first batch, as before

@@ -1,14 +1,37 @@
-"""``ssp produce``: send posts from a source (synthetic, replay, X API) into Kafka, keyed by post id."""
+"""``ssp produce``: send posts from a source (synthetic, replay, X API), or points for the clustering
+use cases, into Kafka, keyed by id."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import click
 
 from ssp.config import InfraConfig, ProducerConfig, TopicsConfig
 from ssp.errors import SspError
 from ssp.signals import stop_on_sigterm
+
+SOURCES = ("synthetic", "replay", "twitter", "points")
+
+
+def _points(config: ProducerConfig, seed: int, rate: float, k: int | None, dim: int | None,
+            scenario: str | None):
+    """The points source: ``scenario`` is a preset name, a scenario as JSON text, or a JSON file's path."""
+    from ssp.sources.points import ScenarioError, points_payloads
+
+    scenario = config.points_scenario if scenario is None else scenario
+    if scenario.strip().endswith(".json") and not scenario.lstrip().startswith("{"):
+        try:
+            scenario = Path(scenario).read_text(encoding="utf-8")
+        except OSError as err:
+            raise SspError(f"--scenario {scenario}: cannot read the scenario file ({err.strerror})") from err
+    try:
+        return points_payloads(None, seed=seed, k=config.points_k if k is None else k,
+                               dim=config.points_dim if dim is None else dim,
+                               rate=rate if rate > 0 else config.points_stream_rate, scenario=scenario)
+    except (ScenarioError, ValueError) as err:
+        raise SspError(f"--source points: {err}") from err
 
 
 def _payloads(source: str, seed: int, path: str | None, loop: bool, max_records: int | None):
@@ -49,25 +72,43 @@ def _ai_text_test():
 
 
 @click.command("produce")
-@click.option("--source", type=click.Choice(["synthetic", "replay", "twitter"]), default=None,
-              help="Where tweets come from (default: ProducerConfig.source, synthetic).")
-@click.option("--topic", default=None, help="Topic for every tweet (default: TopicsConfig.mix_tweets_topic).")
-@click.option("--ai-topic/--no-ai-topic", default=True, show_default=True,
-              help="Also send keyword-matched tweets to TopicsConfig.ai_tweets_topic.")
-@click.option("--rate", type=float, default=None, help="Tweets per second (0 = as fast as possible).")
-@click.option("--max-records", type=int, default=None, help="Stop after this many tweets.")
-@click.option("--seed", type=int, default=None, help="Seed of the synthetic source.")
+@click.option("--source", type=click.Choice(SOURCES), default=None,
+              help="Where records come from (default: ProducerConfig.source, synthetic). points: a drifting "
+                   "Gaussian mixture for the clustering use cases.")
+@click.option("--topic", default=None,
+              help="Topic for every record (default: TopicsConfig.mix_tweets_topic; for points "
+                   "TopicsConfig.points_topic).")
+@click.option("--ai-topic/--no-ai-topic", default=None,
+              help="Also send keyword-matched tweets to TopicsConfig.ai_tweets_topic (default: on for tweets).")
+@click.option("--rate", type=float, default=None, help="Records per second (0 = as fast as possible).")
+@click.option("--max-records", type=int, default=None, help="Stop after this many records.")
+@click.option("--seed", type=int, default=None, help="Seed of the synthetic and points sources.")
 @click.option("--path", default=None, help="Replay: a JSONL file or a folder of JSON/JSONL files.")
 @click.option("--loop", is_flag=True, help="Replay: start again at the end of the input.")
-def produce(source, topic, ai_topic, rate, max_records, seed, path, loop) -> None:
-    """Send tweets from a source into Kafka, keyed by tweet id."""
+@click.option("--k", "k", type=click.IntRange(min=1), default=None,
+              help="Points: mixture centres (default: ProducerConfig.points_k).")
+@click.option("--dim", type=click.IntRange(min=1), default=None,
+              help="Points: coordinates per point (default: ProducerConfig.points_dim).")
+@click.option("--scenario", default=None, metavar="PRESET|JSON|FILE.json",
+              help="Points: how the centres move: static, drift or events (drift, a jump, a birth and a death), "
+                   "or a scenario as JSON (default: ProducerConfig.points_scenario).")
+def produce(source, topic, ai_topic, rate, max_records, seed, path, loop, k, dim, scenario) -> None:
+    """Send tweets (or points) from a source into Kafka, keyed by id."""
     from ssp.kafka.admin import ensure_topic
     from ssp.kafka.producer import make_producer
-    from ssp.kafka.producer import produce as produce_tweets
+    from ssp.kafka.producer import produce as produce_records
 
     infra_config, topics, config = InfraConfig(), TopicsConfig(), ProducerConfig()
     source = source or config.source
-    topic = topic or topics.mix_tweets_topic
+    if source not in SOURCES:
+        raise SspError(f"ProducerConfig.source must be one of {', '.join(SOURCES)}, got {source!r}")
+    points = source == "points"
+    if points and ai_topic:
+        raise SspError("--ai-topic routes tweets by their text; points have none (leave it out for --source points)")
+    if not points and (k, dim, scenario) != (None, None, None):
+        raise SspError("--k, --dim and --scenario shape the points source; use them with --source points")
+    ai_topic = not points if ai_topic is None else ai_topic
+    topic = topic or (topics.points_topic if points else topics.mix_tweets_topic)
     rate = config.rate if rate is None else rate
     if max_records is None and not (source == "replay" and not loop) and source != "twitter":
         max_records = config.max_records
@@ -75,7 +116,9 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop) -> Non
         raise SspError(f"--max-records must be 0 or more, got {max_records}")
     if rate < 0:
         raise SspError(f"--rate must be 0 (unlimited) or more, got {rate}")
-    payloads = _payloads(source, config.seed if seed is None else seed, path, loop, max_records)
+    seed = config.seed if seed is None else seed
+    payloads = _points(config, seed, rate, k, dim, scenario) if points else \
+        _payloads(source, seed, path, loop, max_records)
     is_ai = _ai_text_test() if ai_topic else None
     # a broker that cannot be reached, a source failing mid-stream: SspErrors, shown as one message
     for name in {topic, topics.ai_tweets_topic} if ai_topic else {topic}:
@@ -87,8 +130,9 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop) -> Non
     try:
         stop = threading.Event()
         with stop_on_sigterm(lambda *_: stop.set()):
-            result = produce_tweets(payloads, producer, topic, ai_topic=topics.ai_tweets_topic if ai_topic else None,
-                                    is_ai_text=is_ai, rate=rate, max_records=max_records, stop=stop)
+            result = produce_records(payloads, producer, topic,
+                                     ai_topic=topics.ai_tweets_topic if ai_topic else None,
+                                     is_ai_text=is_ai, rate=rate, max_records=max_records, stop=stop)
     finally:
         producer.close()
-    click.echo(result.line(topic, topics.ai_tweets_topic if ai_topic else None))
+    click.echo(result.line(topic, topics.ai_tweets_topic if ai_topic else None, "points" if points else "tweets"))

@@ -1,4 +1,4 @@
-"""Send tweet payloads from a source to Kafka, keyed by tweet id.
+"""Send payloads from a source to Kafka, keyed by their id (a tweet's id, a point's ``id``).
 
 Every payload goes to the mix topic; those whose text matches the AI keyword list also go to
 the AI topic, as in the original project. Records a source could not decode (``bytes``) are
@@ -34,17 +34,26 @@ class ProduceSummary:
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds > 0 else 0.0
 
-    def line(self, topic: str, ai_topic: str | None) -> str:
+    def line(self, topic: str, ai_topic: str | None, noun: str = "tweets") -> str:
+        """The one-line summary; ``noun`` names what was sent (tweets, points).
+
+        >>> ProduceSummary(sent=500, seconds=2.0).line("points_topic", None, noun="points")
+        'produced 500 points to points_topic, 0 failed, in 2.0 s (250 points/s)'
+        """
         ai = f", {self.ai_sent} keyword-matched also to {ai_topic}" if ai_topic else ""
         bad = f", {self.undecodable} undecodable records passed on for dead-lettering" if self.undecodable else ""
         return (
-            f"produced {self.sent} tweets to {topic}{ai}{bad}, {self.failed} failed, "
-            f"in {self.seconds:.1f} s ({self.rate:,.0f} tweets/s)" + (" (stopped early)" if self.interrupted else "")
+            f"produced {self.sent} {noun} to {topic}{ai}{bad}, {self.failed} failed, "
+            f"in {self.seconds:.1f} s ({self.rate:,.0f} {noun}/s)" + (" (stopped early)" if self.interrupted else "")
         )
 
 
 def payload_key(payload: dict) -> bytes | None:
-    """The tweet id of a v1.1 or v2 payload as the Kafka key, or None when it has none."""
+    """The id of a v1.1 or v2 tweet payload (or of a point) as the Kafka key, or None when it has none.
+
+    >>> payload_key({"data": {"id": "17"}}), payload_key({"id": 3, "x": [0.5]}), payload_key({})
+    (b'17', b'3', None)
+    """
     data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
     tweet_id = data.get("id_str") or data.get("id")
     return str(tweet_id).encode() if tweet_id is not None else None

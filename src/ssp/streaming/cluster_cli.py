@@ -1,20 +1,15 @@
-"""``ssp cluster``: streaming clustering of the points stream (stream, show, view, plot).
-
-``python -m ssp.streaming.cluster_cli [--gin-file F] [--gin-param B] cluster ...`` runs the group
-alone, with the default gin file, until ``ssp.cli`` registers it (``main.add_command(cluster)``).
-"""
+"""``ssp cluster``: streaming clustering of the points stream (stream, show, view, plot)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 import click
 
-from ssp.config import InfraConfig
+from ssp.config import CLUSTER_ALGORITHMS as ALGORITHMS
+from ssp.config import ClusterConfig, InfraConfig
 from ssp.errors import SspError
-from ssp.streaming.cluster_config import ALGORITHMS, ClusterConfig
 
 _VERSION_HELP = "Table version: cluster_assignments_<v> and cluster_centres_<v> (default: ClusterConfig.version)."
 _JOB_HELP = "Job name in cluster_models (default: ClusterConfig.job, else <algorithm>:<topic>; for show, view and " \
@@ -49,7 +44,7 @@ def cluster() -> None:
 @cluster.command("stream")
 @click.option("--algorithm", type=click.Choice(ALGORITHMS), default=None,
               help="Clustering algorithm (default: ClusterConfig.algorithm, kmeans).")
-@click.option("--topic", default=None, help="Kafka topic of points to read (default: ClusterConfig.topic).")
+@click.option("--topic", default=None, help="Kafka topic of points to read (default: TopicsConfig.points_topic).")
 @click.option("--version", "version", type=click.IntRange(min=0), default=None, help=_VERSION_HELP)
 @click.option("--job", default=None, help=_JOB_HELP)
 @click.option("--k", "k", type=click.IntRange(min=1), default=None, help="Number of clusters (default: ClusterConfig.k).")
@@ -61,14 +56,17 @@ def cluster() -> None:
               help="Half-life in time units: data that old weighs half (instead of --decay).")
 @click.option("--time-unit", type=click.Choice(("batches", "points")), default=None,
               help="What the decay counts: micro-batches or points (default: ClusterConfig.time_unit).")
-@click.option("--seed", type=int, default=None, help="Seed of the initial random centres (default: ClusterConfig.seed).")
+@click.option("--init", type=click.Choice(("kmeans++", "random")), default=None,
+              help="Initial centres: k-means++ on the first micro-batch, or MLlib's random standard normal draws "
+                   "(default: ClusterConfig.init).")
+@click.option("--seed", type=int, default=None, help="Seed of the initial centres (default: ClusterConfig.seed).")
 @click.option("--max-records", type=click.IntRange(min=1), default=None, help="Stop after reading this many records.")
 @click.option("--until-idle", type=float, default=None, metavar="SECONDS",
               help="Stop when no record arrived for this many seconds.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Spark checkpoint folder (default: under the state dir, per topic, version and job).")
-def stream(algorithm, topic, version, job, k, dim, decay_factor, half_life, time_unit, seed, max_records, until_idle,
-           checkpoint_dir) -> None:
+def stream(algorithm, topic, version, job, k, dim, decay_factor, half_life, time_unit, init, seed, max_records,
+           until_idle, checkpoint_dir) -> None:
     """Cluster the points of a Kafka topic with streaming k-means, one model update per micro-batch.
 
     Executors assign points to the broadcast centres and add up per-cluster sums; the driver folds them into
@@ -87,7 +85,7 @@ def stream(algorithm, topic, version, job, k, dim, decay_factor, half_life, time
         raise click.BadParameter(f"must be above 0 seconds, got {until_idle}", param_hint="--until-idle")
     infra, config = InfraConfig(), ClusterConfig()
     options = dict(topic=topic, version=version, job=job, k=k, dim=dim, decay_factor=decay_factor,
-                   half_life=half_life, time_unit=time_unit, seed=seed)
+                   half_life=half_life, time_unit=time_unit, init=init, seed=seed)
     settings = cluster_settings(config, algorithm=algorithm, **options)  # a ClusterStreamError is an SspError
     with _database_errors(f"writing {settings.tables.assignments}"):
         try:
@@ -187,28 +185,3 @@ def plot(version, job, output, points, trail) -> None:
         result = cluster_plot(InfraConfig().database_url, version, output, job=job,
                               points=points or config.plot_points, trail=trail or config.plot_trail)
     summary(result.line())
-
-
-def standalone() -> click.Group:
-    """The group under a stand-in for ``ssp`` that takes the same gin options, for running it alone."""
-    from ssp.config import ConfigError, load_config
-
-    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-    @click.option("--gin-file", "gin_files", multiple=True, type=click.Path(dir_okay=False),
-                  help="Extra gin file(s) on top of config/default_ssp_config.gin.")
-    @click.option("--gin-param", "gin_params", multiple=True, metavar="BINDING", help="A gin binding. Repeatable.")
-    @click.option("-v", "--verbose", is_flag=True, help="Log what the stage is doing.")
-    def main(gin_files, gin_params, verbose) -> None:
-        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            load_config(gin_files, gin_params)
-        except ConfigError as err:
-            raise SspError(str(err)) from err
-
-    main.add_command(cluster)
-    return main
-
-
-if __name__ == "__main__":  # pragma: no cover
-    standalone()()

@@ -61,7 +61,8 @@ import numpy as np
 import orjson
 
 from ssp.clustering.streaming_kmeans import StreamingKMeans, assign, cluster_sums
-from ssp.config import InfraConfig
+from ssp.config import CLUSTER_ALGORITHMS as ALGORITHMS
+from ssp.config import ClusterConfig, InfraConfig, TopicsConfig
 from ssp.errors import SspError
 from ssp.kafka.records import RowText, dead_letter_row, write_dead_letters
 from ssp.storage.clusters import (
@@ -78,7 +79,6 @@ from ssp.storage.clusters import (
     stage_assignments,
 )
 from ssp.storage.postgres import libpq_url, make_engine, table_exists
-from ssp.streaming.cluster_config import ALGORITHMS, ClusterConfig
 from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset")
 # one row per Spark task: where its records start in Kafka, what it saw, and its per-cluster sums
 PARTIAL_SCHEMA = ("first_partition int, first_offset long, seen long, good long, dead long, "
                   "sums array<double>, counts array<long>")
-DIM_SCHEMA = "first_partition int, first_offset long, dim int"
+FIRST_POINTS_SCHEMA = "partition int, offset long, x array<double>"
 _MAX_BIGINT = 2**63 - 1
 _MAX_INT = 2**31 - 1
 _NOWHERE = (_MAX_INT, _MAX_BIGINT)  # the Kafka position of a task that read nothing: sorts last
@@ -293,29 +293,29 @@ def _partition_worker(database_url: str, tables: ClusterTables, job: str, batch_
     return work
 
 
-def _dimension_probe(max_bytes: int) -> Callable[[Iterator], Iterator]:
-    """Each task's first valid point (in Kafka order) and its number of coordinates, for a model whose
-    dimension the stream sets."""
+def _first_points(max_bytes: int, limit: int) -> Callable[[Iterator], Iterator]:
+    """Each task's first ``limit`` valid points in Kafka order, for a model without centres yet: their
+    dimension sets the model's, and k-means++ draws its initial centres from them."""
 
     def probe(batches):
+        import heapq
+
         import pyarrow as pa
 
-        best = None
+        found: list[tuple[int, int, list[float]]] = []
         for batch in batches:
             values, partitions = batch.column("value").to_pylist(), batch.column("partition").to_pylist()
             offsets = batch.column("offset").to_pylist()
             for value, partition, offset in zip(values, partitions, offsets, strict=True):
-                if best is not None and (partition, offset) >= best[:2]:
-                    continue
                 try:
-                    best = (partition, offset, len(parse_point(value, None, max_bytes).x))
+                    found.append((partition, offset, list(parse_point(value, None, max_bytes).x)))
                 except PointParseError:
                     continue
-        rows = [best] if best else []
+        rows = heapq.nsmallest(limit, found, key=lambda row: row[:2])
         yield pa.RecordBatch.from_pydict({
-            "first_partition": pa.array([r[0] for r in rows], pa.int32()),
-            "first_offset": pa.array([r[1] for r in rows], pa.int64()),
-            "dim": pa.array([r[2] for r in rows], pa.int32()),
+            "partition": pa.array([r[0] for r in rows], pa.int32()),
+            "offset": pa.array([r[1] for r in rows], pa.int64()),
+            "x": pa.array([r[2] for r in rows], pa.list_(pa.float64())),
         })
 
     return probe
@@ -370,6 +370,7 @@ class ClusterSettings:
     half_life: float | None
     time_unit: str
     seed: int
+    init: str
     init_weight: float
     max_record_bytes: int
     max_offsets_per_trigger: int
@@ -381,7 +382,8 @@ class ClusterSettings:
         forgetting = {"half_life": self.half_life} if self.half_life is not None else \
             {"decay_factor": self.decay_factor}
         return StreamingKMeans(self.k, dim=dim or self.dim, time_unit=self.time_unit, init_weight=self.init_weight,
-                               seed=self.seed, **forgetting)
+                               seed=self.seed, init=self.init, init_sample=self.max_offsets_per_trigger,
+                               **forgetting)
 
 
 def _check_job(job: str) -> str:
@@ -394,7 +396,8 @@ def _check_job(job: str) -> str:
 def cluster_settings(config: ClusterConfig | None = None, *, topic: str | None = None, version: int | None = None,
                      job: str | None = None, k: int | None = None, dim: int | None = None,
                      decay_factor: float | None = None, half_life: float | None = None,
-                     time_unit: str | None = None, seed: int | None = None, algorithm: str | None = None) -> ClusterSettings:
+                     time_unit: str | None = None, seed: int | None = None, algorithm: str | None = None,
+                     init: str | None = None) -> ClusterSettings:
     """The settings of a run: the arguments given, else ``config``'s. A ``decay_factor`` or ``half_life``
     given here replaces the configured forgetting; bad values raise :class:`ClusterStreamError`.
 
@@ -415,14 +418,14 @@ def cluster_settings(config: ClusterConfig | None = None, *, topic: str | None =
     if decay_factor is None and half_life is None:
         decay_factor, half_life = (None, config.half_life) if config.half_life is not None else \
             (config.decay_factor, None)
-    topic = topic or config.topic
+    topic = topic or TopicsConfig().points_topic
     try:
         tables = ClusterTables.for_version(config.version if version is None else version, config.dead_letter_table)
         settings = ClusterSettings(
             algorithm=algorithm, topic=topic, job=_check_job(job or config.job_for(topic, algorithm)), tables=tables,
             k=config.k if k is None else k, dim=config.dim if dim is None else dim, decay_factor=decay_factor,
             half_life=half_life, time_unit=time_unit or config.time_unit, seed=config.seed if seed is None else seed,
-            init_weight=config.init_weight, max_record_bytes=config.max_record_bytes,
+            init=init or config.init, init_weight=config.init_weight, max_record_bytes=config.max_record_bytes,
             max_offsets_per_trigger=config.max_offsets_per_trigger, trigger_seconds=config.trigger_seconds,
             starting_offsets=config.starting_offsets,
         )
@@ -470,18 +473,24 @@ class ClusterJob:
         self.progress = StreamProgress()
         self.on_progress = on_progress
 
-    def _model_with_dimension(self, records) -> StreamingKMeans:
+    def _model_with_centres(self, records) -> StreamingKMeans:
+        """The model to update with this micro-batch: a copy of the current one, given its initial centres
+        (from the batch's first valid points, in Kafka order) if it has none yet."""
         model = _copy(self.model)
         if model.initialised:
             return model
-        found = [row for row in records.mapInArrow(_dimension_probe(self.settings.max_record_bytes), DIM_SCHEMA)
-                 .collect()]
+        limit = model.init_sample if model.init == "kmeans++" else 1
+        found = sorted(((row["partition"], row["offset"], row["x"]) for row in records.mapInArrow(
+            _first_points(self.settings.max_record_bytes, limit), FIRST_POINTS_SCHEMA).collect()),
+            key=lambda row: row[:2])[:limit]
         if not found:
             return model
-        first = min(found, key=lambda row: (row["first_partition"], row["first_offset"]))
-        log.info("job %s: the first valid point has %d coordinates; drawing %d centres", self.settings.job,
-                 first["dim"], model.k)
-        fresh = self.settings.new_model(first["dim"])
+        dims = {len(row[2]) for row in found}
+        sample = [row[2] for row in found if len(row[2]) == len(found[0][2])]  # the first point's sets it
+        log.info("job %s: the first valid point has %d coordinates%s; drawing %d centres (%s)", self.settings.job,
+                 len(found[0][2]), "" if len(dims) == 1 else " (others differ: dead letters)", model.k, model.init)
+        fresh = self.settings.new_model(len(found[0][2]))
+        fresh.initialise(sample)
         fresh.n_batches, fresh.n_points = model.n_batches, model.n_points
         return fresh
 
@@ -492,7 +501,7 @@ class ClusterJob:
             self.progress.add(0, skipped=1)
             return
         records = batch_df.select(*KAFKA_COLUMNS)
-        model = self._model_with_dimension(records)
+        model = self._model_with_centres(records)
         centres = model.centres if model.initialised else None
         broadcast = batch_df.sparkSession.sparkContext.broadcast(centres)
         try:
@@ -583,6 +592,7 @@ def run_cluster_stream(
     half_life: float | None = None,
     time_unit: str | None = None,
     seed: int | None = None,
+    init: str | None = None,
     max_records: int | None = None,
     until_idle: float | None = None,
     checkpoint_dir: Path | None = None,
@@ -592,7 +602,7 @@ def run_cluster_stream(
     seconds, or it is stopped (Ctrl-C, SIGTERM); resumes from the job's last committed model."""
     infra = infra or InfraConfig()
     settings = cluster_settings(config, topic=topic, version=version, job=job, k=k, dim=dim, decay_factor=decay_factor,
-                                half_life=half_life, time_unit=time_unit, seed=seed)
+                                half_life=half_life, time_unit=time_unit, seed=seed, init=init)
     checkpoint = Path(checkpoint_dir) if checkpoint_dir else cluster_checkpoint_dir(settings)
     engine = make_engine(infra.database_url)
     try:

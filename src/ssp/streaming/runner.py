@@ -92,8 +92,10 @@ def run_until_done(
                 except Exception as err:  # StreamingQueryException: the query failed; said once, below
                     failure = err
                     break
+                status = query.status  # a micro-batch of records still being written is not idleness
+                busy = bool(status.get("isDataAvailable") and status.get("isTriggerActive"))
                 with progress.lock:
-                    if progress.last_data_at is None and query.lastProgress is not None:
+                    if busy or (progress.last_data_at is None and query.lastProgress is not None):
                         progress.last_data_at = time.monotonic()
                     seen = progress.seen
                     idle_for = 0.0 if progress.last_data_at is None else time.monotonic() - progress.last_data_at
