@@ -14,6 +14,8 @@ from ssp.signals import stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
+STOP_WAIT_SECONDS = 10.0  # how long a stop waits for the running micro-batch to finish
+
 
 @dataclass
 class StreamProgress:
@@ -56,6 +58,18 @@ def kafka_stream(spark, infra: InfraConfig, topic: str, starting_offsets: str, m
         .option("failOnDataLoss", "false")
         .load()
     )
+
+
+def stop_between_batches(query, timeout: float = STOP_WAIT_SECONDS) -> None:
+    """Stop ``query`` once its running micro-batch (if any) has finished, waiting at most ``timeout``
+    seconds: stopping mid-batch interrupts its tasks, which is safe (the batch is not committed and is
+    replayed on restart) but wastes the work and fills the log with the interruption's traces."""
+    deadline = time.monotonic() + timeout
+    try:
+        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        query.stop()
 
 
 def run_until_done(
@@ -110,7 +124,7 @@ def run_until_done(
         for event in query.recentProgress:
             log.info("progress: batch %s, %s rows, durations %s", event.get("batchId"), event.get("numInputRows"),
                      event.get("durationMs"))
-        query.stop()
+        stop_between_batches(query)
     if exception is not None:
         raise RuntimeError(f"the {name} stream failed: {exception}")
     return time.monotonic() - start

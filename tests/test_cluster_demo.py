@@ -1,0 +1,103 @@
+"""The clustering use case from the command line: `ssp produce --source points` into a real broker, its
+clear errors, and `ssp demo --use-case kmeans` end to end (stream, model in PostgreSQL, live view, Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from ssp.cli import main
+from ssp.infra.process import free_port, port_is_open
+from ssp.sources.points import points_payloads
+from test_dashboard import fresh_version
+from test_producer import _consume
+
+pytestmark = pytest.mark.integration
+
+
+def test_points_go_to_kafka_keyed_by_id_as_the_source_draws_them(stack, unique_name):
+    topic = unique_name("points")
+    result = CliRunner().invoke(main, ["produce", "--source", "points", "--topic", topic, "--max-records", "120",
+                                       "--k", "2", "--dim", "3", "--scenario", "static", "--seed", "9"])
+    assert result.exit_code == 0, result.output
+    assert f"produced 120 points to {topic}, 0 failed" in result.output
+    records = _consume(os.environ["SSP_KAFKA_BOOTSTRAP"], topic, 120)
+    want = {str(p["id"]).encode(): p for p in points_payloads(120, seed=9, k=2, dim=3, scenario="static")}
+    assert len(records) == 120
+    assert {r.key: orjson.loads(r.value) for r in records} == want
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ai-topic"], "points have none"),
+    (["--scenario", "spiral"], "unknown preset 'spiral'"),
+    (["--scenario", '{"dim": 2, "centres": [{"at": [0]}]}'], "centres[0].at"),
+    (["--scenario", "/nonexistent/scenario.json"], "cannot read the scenario file"),
+])
+def test_bad_points_options_are_refused_with_the_reason(args, message):
+    result = CliRunner().invoke(main, ["produce", "--source", "points", "--max-records", "1", *args])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_points_options_need_the_points_source():
+    result = CliRunner().invoke(main, ["produce", "--source", "synthetic", "--k", "4"])
+    assert result.exit_code == 1 and "use them with --source points" in result.output, result.output
+
+
+def test_kmeans_demo_streams_clusters_and_serves_the_view_then_stops_cleanly(stack, db, unique_name):
+    topic, version, port = unique_name("demo_points"), fresh_version(), free_port()
+    argv = [sys.executable, "-m", "ssp.cli"]
+    for binding in (f"TopicsConfig.points_topic = '{topic}'", f"ClusterConfig.view_port = {port}",
+                    "ClusterConfig.trigger_seconds = 0.5", "InfraConfig.spark_master = 'local[2]'",
+                    "InfraConfig.spark_driver_memory = '1g'"):
+        argv += ["--gin-param", binding]
+    argv += ["demo", "--use-case", "kmeans", "--version", str(version), "--rate", "400", "--half-life", "5"]
+    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in demo.stdout:
+            output.append(line)
+            if line.startswith("demo ready"):
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(300) and demo.poll() is None, "".join(output[-40:])
+        text = "".join(output)
+        assert all(f"[{step}/4]" in text for step in range(1, 5)) and f"http://127.0.0.1:{port}/" in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert response.status == 200 and b"bokeh" in response.read().lower()
+        # the stream job commits models of the points the producer streams, micro-batch by micro-batch
+        job, batches, deadline = f"kmeans:{topic}", 0, time.monotonic() + 240
+        while batches < 3 and time.monotonic() < deadline:
+            time.sleep(2)
+            with db.cursor() as cur:
+                cur.execute("SELECT count(*), coalesce(max((state->>'points')::bigint), 0) FROM cluster_models "
+                            "WHERE job = %s AND version = %s", (job, version))
+                batches, points = cur.fetchone()
+        assert batches >= 3 and points > 0, "".join(output[-40:])
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            code = demo.wait(120)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            raise
+        reader.join(10)
+    text = "".join(output)
+    assert code == 0, text[-3000:]
+    for name in ("points stream", "k-means stream", "cluster view"):
+        assert f"stopped {name} (exit code 0)" in text, text[-3000:]
+    assert not port_is_open("127.0.0.1", port), "the view's port is still open after the demo stopped"
