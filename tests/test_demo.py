@@ -31,8 +31,6 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
     bindings = [
         f"TopicsConfig.mix_tweets_topic = '{topic}'",
         f"TopicsConfig.ai_tweets_topic = '{topic}_ai'",
-        f"IngestConfig.topic = '{topic}'",
-        f"ClassifyConfig.topic = '{topic}'",
         f"ServeConfig.rest_api_port = {ports['serve']}",
         f"WebConfig.dashboard_port = {ports['dashboard']}",
         f"WebConfig.tagger_port = {ports['tagger']}",

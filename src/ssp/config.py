@@ -161,7 +161,8 @@ class ProducerConfig:
 @gin.configurable
 @dataclass
 class IngestConfig:
-    topic: str = "mix_tweets_topic"
+    """Kafka -> PostgreSQL (ssp ingest); the topic is TopicsConfig.mix_tweets_topic."""
+
     table_prefix: str = "raw_tweet_dataset"
     version: int = 0
     dead_letter_table: str = "dead_letter_tweets"
@@ -282,9 +283,8 @@ class ServeConfig:
 @gin.configurable
 @dataclass
 class ClassifyConfig:
-    """Live classification of the stream (ssp classify)."""
+    """Live classification of the stream (ssp classify); the topic is TopicsConfig.mix_tweets_topic."""
 
-    topic: str = "mix_tweets_topic"
     version: int = 0
     threshold: float | None = None  # None: the model card's threshold of the version in use, else 0.5
     model_url: str = ""  # default: http://<ServeConfig.host>:<ServeConfig.rest_api_port>

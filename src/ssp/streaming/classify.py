@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig
+from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig, TopicsConfig
 from ssp.kafka.records import StreamTweet, split_records, write_dead_letters
 from ssp.model.export import ExportError, read_model_card
 from ssp.serving.cli import default_model_base_path
@@ -365,9 +365,9 @@ def classify_settings(config: ClassifyConfig, serve: ServeConfig, *, topic: str 
     """Arguments over config, checked before anything starts; bad ones raise ValueError naming the input."""
     from ssp.serving.client import PredictClient
 
-    topic = topic or config.topic
+    topic = topic or TopicsConfig().mix_tweets_topic
     if not topic:
-        raise ValueError("the Kafka topic is empty: give --topic or set ClassifyConfig.topic")
+        raise ValueError("the Kafka topic is empty: give --topic or set TopicsConfig.mix_tweets_topic")
     tables = ClassifyTables.for_version(config.version if version is None else version,
                                         dead_letter_table or IngestConfig().dead_letter_table)
     threshold = config.threshold if threshold is None else threshold

@@ -15,7 +15,7 @@ from ssp.errors import SspError
 
 
 @click.command("ingest")
-@click.option("--topic", default=None, help="Kafka topic to read (default: IngestConfig.topic).")
+@click.option("--topic", default=None, help="Kafka topic to read (default: TopicsConfig.mix_tweets_topic).")
 @click.option("--table-prefix", default=None, help="Table prefix (default: raw_tweet_dataset).")
 @click.option("--version", "version", type=int, default=None, help="Dataset version: the table is <prefix>_<version>.")
 @click.option("--max-records", type=int, default=None, help="Stop after reading this many records.")
@@ -49,7 +49,7 @@ def ingest(topic, table_prefix, version, max_records, until_idle, checkpoint_dir
 
 
 @click.command("classify")
-@click.option("--topic", default=None, help="Kafka topic to read (default: ClassifyConfig.topic).")
+@click.option("--topic", default=None, help="Kafka topic to read (default: TopicsConfig.mix_tweets_topic).")
 @click.option("--version", "version", type=int, default=None,
               help="Table version: writes classified_tweets_<v>, ai_tweets_<v> and ai_tweet_urls_<v> "
                    "(default: ClassifyConfig.version). The model version is the server's newest, per micro-batch.")

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssp.config import InfraConfig, IngestConfig
+from ssp.config import InfraConfig, IngestConfig, TopicsConfig
 from ssp.kafka.records import split_records, write_dead_letters
 from ssp.storage.postgres import (
     copy_csv_ignore_conflicts,
@@ -127,7 +127,7 @@ def run_ingest(
     on_progress=None,
 ) -> IngestResult:
     """Run the ingest stream until ``max_records`` records were read, it is idle, or it is interrupted."""
-    topic = topic or config.topic
+    topic = topic or TopicsConfig().mix_tweets_topic
     table = versioned_table_name(table_prefix or config.table_prefix, config.version if version is None else version)
     dead_table = validate_identifier(config.dead_letter_table, "dead-letter table name")
     database_url = libpq_url(infra.database_url)
