@@ -391,3 +391,34 @@ def test_no_debug_mode_outside_tests(stack):
         assert app.debug is False and app.testing is False
     finally:
         app.extensions["ssp_dashboard"].engine.dispose()
+
+
+def test_create_app_reads_the_environment_when_given_nothing_as_flask_run_does(stack, monkeypatch):
+    """``flask --app ssp.web.dashboard run``: Flask calls ``create_app()``; the database and the version come
+    from the environment, and a mapping of settings says the same."""
+    from flask.cli import ScriptInfo
+
+    version = fresh_version()
+    insert_tweets(stack.database_url, version, [{"id": 5, "text": "found by the factory", "ai_prob": 0.9}])
+    monkeypatch.setenv("SSP_DATABASE_URL", stack.database_url)
+    monkeypatch.setenv("SSP_DASHBOARD_VERSION", str(version))
+    apps = [ScriptInfo(app_import_path="ssp.web.dashboard").load_app(),
+            create_app({"SSP_DATABASE_URL": stack.database_url, "SSP_VERSION": version, "TESTING": True})]
+    try:
+        for app in apps:
+            assert app.config["SSP_VERSION"] == version and app.debug is False
+            assert ids(app.test_client().get("/api/ai-tweets").get_json()) == [5]
+        assert apps[0].testing is False and apps[1].testing is True
+    finally:
+        for app in apps:
+            app.extensions["ssp_dashboard"].engine.dispose()
+
+
+def test_create_app_refuses_a_bad_setting_with_one_clear_error(monkeypatch):
+    from ssp.errors import SspError
+
+    monkeypatch.setenv("SSP_DASHBOARD_VERSION", "not a version")
+    with pytest.raises(SspError, match="not a version"):
+        create_app()
+    with pytest.raises(SspError, match="chart_max_minutes"):
+        create_app("postgresql://nobody@127.0.0.1:1/nothing", 1, WebConfig(chart_max_minutes=0))

@@ -552,3 +552,43 @@ def test_unreachable_database_is_a_clear_503(monkeypatch):
     finally:
         app.extensions["ssp_tagger"]["data"].engine.dispose()
 
+
+
+def test_create_app_reads_the_environment_when_given_nothing_as_flask_run_does(stack, monkeypatch):
+    """``flask --app ssp.web.tagger run``: Flask calls ``create_app()``; the database and the token come from
+    the environment."""
+    from flask.cli import ScriptInfo
+
+    monkeypatch.setenv("SSP_DATABASE_URL", stack.database_url)
+    monkeypatch.setenv("SSP_TAGGER_TOKEN", TOKEN)
+    app = ScriptInfo(app_import_path="ssp.web.tagger").load_app()
+    try:
+        assert app.config["SSP_DATABASE_URL"] == stack.database_url and app.config["SSP_TAGGER_TOKEN"] == TOKEN
+        assert app.debug is False and app.testing is False
+        assert {"auth", "tagger"} <= set(app.blueprints)  # signing in is a blueprint of its own
+        assert app.test_client().get("/").status_code == 302  # to the sign-in page
+    finally:
+        app.extensions["ssp_tagger"]["data"].engine.dispose()
+
+
+def test_every_endpoint_the_templates_build_exists(monkeypatch):
+    """The templates name endpoints by string (``url_for('auth.logout')``): each one must be one the apps route."""
+    from pathlib import Path
+
+    import ssp.web
+    from ssp.infra.process import free_port
+    from ssp.web.dashboard import create_app as create_dashboard
+
+    monkeypatch.setenv("SSP_TAGGER_TOKEN", TOKEN)
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+    apps = {"tagger": create_app(url, testing=True), "dashboard": create_dashboard(url, 1, testing=True)}
+    templates = Path(ssp.web.__file__).parent / "templates"
+    try:
+        for folder, app in apps.items():
+            endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+            for path in [*(templates / folder).glob("*.html"), *templates.glob("*.html")]:
+                for name in re.findall(r"url_for\('([\w.]+)'", path.read_text(encoding="utf-8")):
+                    assert name in endpoints, f"{path.name} builds {name!r}, which {folder} does not route"
+    finally:
+        apps["tagger"].extensions["ssp_tagger"]["data"].engine.dispose()
+        apps["dashboard"].extensions["ssp_dashboard"].engine.dispose()

@@ -15,13 +15,25 @@ It lives apart from ``ssp.cli`` so that every module can raise it without import
 'database error while reading x: relation "x" does not exist\\nLINE 1: ...'
 >>> str(database_error(psycopg2.OperationalError("connection refused\\n\\tIs the server running?"), "reading x"))
 'cannot reach the database (connection refused) while reading x: start it with `ssp infra up` or point SSP_DATABASE_URL at one'
+
+A command wraps what it runs in :func:`reported`, the one rule for the errors that are not SspErrors
+yet (a library's ValueError that names its input, a file that cannot be read, the database):
+
+>>> with reported("reading x", ValueError):
+...     raise ValueError("x is empty")
+Traceback (most recent call last):
+...
+ssp.errors.SspError: x is empty
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
-__all__ = ["SspError", "database_error", "database_reason", "is_connection_error"]
+__all__ = ["SspError", "database_error", "database_reason", "is_connection_error", "reported"]
 
 
 class SspError(click.ClickException):
@@ -63,3 +75,24 @@ def database_error(err: BaseException, doing: str) -> SspError:
         return SspError(f"cannot reach the database ({database_reason(err)}) while {doing}: start it with "
                         "`ssp infra up` or point SSP_DATABASE_URL at one")
     return SspError(f"database error while {doing}: {_detail(err) or type(err).__name__}")
+
+
+@contextmanager
+def reported(doing: str, *plain: type[BaseException]) -> Iterator[None]:
+    """Errors of the block as one message each, for a command that runs ``doing`` (e.g. "reading x").
+
+    An :class:`SspError` rises as it is; one of the ``plain`` types (errors whose message already names
+    their input, such as a ValueError or an OSError) becomes an SspError with that message; a psycopg2
+    or SQLAlchemy error becomes :func:`database_error` of ``doing``. Anything else rises untouched.
+    """
+    import psycopg2
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SspError:
+        raise
+    except plain as err:
+        raise SspError(str(err)) from err
+    except (psycopg2.Error, SQLAlchemyError) as err:
+        raise database_error(err, doing) from err

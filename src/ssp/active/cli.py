@@ -17,7 +17,6 @@ from ssp.active.simulate import (
     UNCERTAINTY,
     WORKFLOW,
     SimulationData,
-    SimulationError,
     dataset_data,
     default_weak_start,
     gold_data,
@@ -30,8 +29,8 @@ from ssp.active.simulate import (
     write_csv,
 )
 from ssp.active.strategies import STRATEGIES
-from ssp.config import ActiveLearningConfig, InfraConfig, TrainConfig, default_state_dir
-from ssp.errors import SspError, database_error
+from ssp.config import ActiveLearningConfig, InfraConfig, LabelConfig, TrainConfig, default_state_dir
+from ssp.errors import reported
 
 
 def _quiet_tensorflow() -> None:
@@ -60,8 +59,6 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
     retrain by itself every ActiveLearningConfig.retrain_every new labels.
     """
     _quiet_tensorflow()
-    from sqlalchemy.exc import SQLAlchemyError
-
     from ssp.active.retrain import retrain
     from ssp.model.train import format_metrics
     from ssp.progress import progress_bar, summary
@@ -70,13 +67,9 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
     if model_dir is not None:
         config = dataclasses.replace(config, model_dir=model_dir)
     version = config.version if version is None else version
-    try:
-        with progress_bar(f"retraining {config.model_name} on dataset {version}", config.epochs) as advance:
-            result = retrain(InfraConfig().database_url, version, config, on_epoch=lambda epoch, logs: advance())
-    except (ValueError, OSError) as err:
-        raise SspError(str(err)) from err
-    except SQLAlchemyError as err:
-        raise database_error(err, "reading the dataset tables") from err
+    with reported("reading the dataset tables", ValueError, OSError), \
+            progress_bar(f"retraining {config.model_name} on dataset {version}", config.epochs) as advance:
+        result = retrain(InfraConfig().database_url, version, config, on_epoch=lambda epoch, logs: advance())
     click.echo(f"new model version {result.model_version} at {result.path}")
     if result.metrics is not None:
         click.echo(f"metrics on {result.test_rows} {result.metrics_source} test labels:")
@@ -101,16 +94,11 @@ def _settings_to_run(setting: str | None, gold: str | None) -> tuple[str, ...]:
 
 
 def _simulation_data(gold: str | None, payloads: str | None, test_share: float | None, synthetic: int | None,
-                     version: int | None, train_config: TrainConfig) -> SimulationData:
+                     version: int | None, train_config: TrainConfig, label_config: LabelConfig) -> SimulationData:
     settings = ActiveLearningConfig()
     if gold is not None:
-        from ssp.evaluation.gold import GoldFileError
-
-        try:
-            return gold_data(gold, settings.simulate_test_share if test_share is None else test_share,
-                             payloads=payloads, background=settings.simulate_weak_background)
-        except GoldFileError as err:
-            raise SimulationError(str(err)) from err
+        return gold_data(gold, settings.simulate_test_share if test_share is None else test_share,
+                         payloads=payloads, background=settings.simulate_weak_background, label_config=label_config)
     if synthetic is not None:
         return synthetic_data(synthetic)
     return dataset_data(InfraConfig().database_url, train_config.version if version is None else version)
@@ -179,8 +167,6 @@ def simulate_command(version: int | None, synthetic: int | None, gold: str | Non
     settings, the object holds one such object per setting under "settings".
     """
     _quiet_tensorflow()
-    from sqlalchemy.exc import SQLAlchemyError
-
     from ssp.progress import progress_bar, summary
 
     if version is not None and synthetic is not None:
@@ -197,23 +183,21 @@ def simulate_command(version: int | None, synthetic: int | None, gold: str | Non
     initial = settings.simulate_initial if initial is None else initial
     epochs = settings.simulate_epochs if epochs is None else epochs
     out = Path(out_dir) if out_dir else default_state_dir() / "active_learning"
-    train_config = TrainConfig()
+    train_config, label_config = TrainConfig(), LabelConfig()
     config = simulation_config(train_config, epochs)
     start = time.monotonic()
     results = {}
-    try:
-        data = _simulation_data(gold, payloads, test_share, synthetic, version, train_config)
-        weak = default_weak_start(data, settings.simulate_no_vote_weight) if WORKFLOW in to_run else None
+    # a TrainingDataError is a ValueError that names its input
+    with reported("reading the dataset tables", ValueError, OSError):
+        data = _simulation_data(gold, payloads, test_share, synthetic, version, train_config, label_config)
+        weak = (default_weak_start(data, settings.simulate_no_vote_weight, label_config) if WORKFLOW in to_run
+                else None)
         out.mkdir(parents=True, exist_ok=True)
         total = len(to_run) * trainings(strategies, rounds, seeds)
         with progress_bar(f"simulating {' and '.join(to_run)} on {data.source}", total) as advance:
             for name in to_run:
                 results[name] = simulate(data, strategies, rounds=rounds, batch=batch, seeds=seeds, initial=initial,
                                          config=config, on_round=lambda *_: advance(), setting=name, weak=weak)
-    except (ValueError, OSError) as err:  # a SimulationError is a ValueError that names its input
-        raise SspError(str(err)) from err
-    except SQLAlchemyError as err:
-        raise database_error(err, "reading the dataset tables") from err
     per_setting, lines = {}, []
     for name, result in results.items():
         csv_name, png_name = output_names(name, both=len(results) > 1)

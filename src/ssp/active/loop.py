@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from ssp.active import queue
-from ssp.config import ActiveLearningConfig
+from ssp.config import ActiveLearningConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,13 @@ class ActiveLoop:
     Scoring runs in background threads, one per table at a time, so no page waits for the model.
     """
 
-    def __init__(self, database_url: str, data: TableSource, client, al_config: ActiveLearningConfig) -> None:
+    def __init__(self, database_url: str, data: TableSource, client, al_config: ActiveLearningConfig,
+                 train_config: TrainConfig | None = None) -> None:
         self.database_url = database_url
         self.data = data
         self.client = client
         self.al_config = al_config
+        self.train_config = train_config  # what a retrain trains (None: gin's TrainConfig)
         self._lock = threading.Lock()
         self._triggers: dict[int, object] = {}
         self._rescoring: dict[str, threading.Thread] = {}
@@ -89,6 +91,7 @@ class ActiveLoop:
             if trigger is None:
                 version = state.version
                 trigger = RetrainTrigger(self.database_url, version, self.al_config.retrain_every,
+                                         config=self.train_config,
                                          on_done=lambda outcome: self.retrained(version, outcome))
                 self._triggers[state.version] = trigger
         if trigger.record(n):

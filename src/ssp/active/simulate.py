@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from ssp.active.strategies import STRATEGIES, order
+from ssp.charts import pyplot, save_figure
 from ssp.config import LabelConfig, TrainConfig
 from ssp.errors import SspError
 
@@ -184,20 +185,11 @@ def pool_weak_labels(frame, config: LabelConfig | None = None, background: int =
                      seed: int = SYNTHETIC_SEED) -> np.ndarray:
     """Snorkel's P(AI) for each row of ``frame`` (NaN where no labelling function voted), the label
     model fitted on ``frame``'s rows plus ``background`` synthetic tweets."""
-    import pandas as pd
-
+    from ssp.evaluation.scoring import background_frame
     from ssp.labeling.pipeline import LF_INPUT_COLUMNS
     from ssp.labeling.weak import label_frame
 
-    fit_on = None
-    if background > 0:
-        from ssp.sources.synthetic import synthetic_payloads
-        from ssp.tweets import parse_tweet
-
-        tweets = [parse_tweet(p) for p in synthetic_payloads(background, seed)]
-        fit_on = pd.DataFrame([{"id": str(t.id), "text": t.text, "urls": list(t.urls), "hashtags": list(t.hashtags),
-                                "lang": t.lang, "user_screen_name": t.user_screen_name, "is_retweet": t.is_retweet}
-                               for t in tweets], columns=list(LF_INPUT_COLUMNS))
+    fit_on = background_frame(background, seed) if background > 0 else None
     rows = frame[list(LF_INPUT_COLUMNS)].reset_index(drop=True)
     return label_frame(rows, config or LabelConfig(), fit_on=fit_on).probs.astype("float64")
 
@@ -585,10 +577,7 @@ def write_csv(result: SimulationResult, path: Path) -> None:
 
 def plot_learning_curves(result: SimulationResult, path: Path, title: str) -> None:
     """Mean F1 against labels per strategy, with a band of one standard deviation over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figures = result.figures()
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -610,6 +599,4 @@ def plot_learning_curves(result: SimulationResult, path: Path, title: str) -> No
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, format="png", dpi=100)

@@ -7,6 +7,7 @@ import dataclasses
 import click
 
 from ssp.config import DatasetConfig, InfraConfig
+from ssp.errors import reported
 
 
 @click.group("dataset")
@@ -28,22 +29,12 @@ def prepare(version: int | None, overwrite: bool) -> None:
     (with a warning) when there are fewer tweets. An existing version is left alone unless --overwrite;
     the tables are replaced in one transaction, so a failure leaves the previous ones as they were.
     """
-    import psycopg2
-    from sqlalchemy.exc import SQLAlchemyError
-
     from ssp.dataset.prepare import prepare_dataset
-    from ssp.errors import SspError, database_error
     from ssp.progress import summary
 
     config = DatasetConfig()
     if version is not None:
         config = dataclasses.replace(config, version=version)
-    try:
+    with reported(f"preparing dataset version {config.version}", ValueError):
         result = prepare_dataset(InfraConfig().database_url, config, overwrite=overwrite)
-    except SspError:
-        raise
-    except ValueError as err:
-        raise SspError(str(err)) from err
-    except (psycopg2.Error, SQLAlchemyError) as err:
-        raise database_error(err, f"preparing dataset version {config.version}") from err
     summary(result.line())

@@ -39,9 +39,9 @@ from ssp.storage.postgres import advisory_lock_key, make_engine, rows_to_csv
 from ssp.storage.tables import (
     DATASET_COLUMNS,
     DATASET_SPLITS,
-    DEDUP_TABLE_PREFIX,
+    DEDUP_KEY,
     dataset_table,
-    split_table_name,
+    dataset_tables,
     validate_identifier,
     validate_version,
     versioned_table_name,
@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 # Rows fetched from the server-side cursor and COPYed back per round trip: large enough that round
 # trips do not dominate, small enough that one chunk's Python objects stay a few MB.
 CHUNK_ROWS = 20_000
-DEDUP = "dedup"  # the deduplicated table's key in output_tables(), beside the split names
+DEDUP = DEDUP_KEY  # the deduplicated table's key in output_tables(), beside the split names
 _SIZE_FIELDS = {"test": "test_size", "dev": "dev_size", "snorkel_train": "snorkel_train_size"}
 # What a raw row carries into the dataset tables; the label columns start empty.
 _TWEET_COLUMNS = ("id", "created_at", "text", "lang", "user_screen_name", "urls", "hashtags", "is_retweet")
@@ -143,9 +143,7 @@ def output_tables(version: int | str) -> dict[str, str]:
     {'dedup': 'deduplicated_raw_tweet_dataset_3', 'test': 'test_dataset_3', 'dev': 'dev_dataset_3', \
 'snorkel_train': 'snorkel_train_dataset_3', 'train': 'train_dataset_3'}
     """
-    tables = {DEDUP: versioned_table_name(DEDUP_TABLE_PREFIX, version)}
-    tables.update({split: split_table_name(split, version) for split in DATASET_SPLITS})
-    return tables
+    return dataset_tables(version)
 
 
 @dataclass

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ssp.config import LabelConfig, ProducerConfig, ServeConfig, default_state_dir
+from ssp.config import LabelConfig, ProducerConfig, ServeConfig, TrainConfig, default_state_dir
+from ssp.errors import SspError
 from ssp.evaluation.report import Evaluation, write_charts
 
 SCORE_WIDTH = 6
@@ -66,26 +67,19 @@ def print_evaluation(evaluation: Evaluation, top: int) -> None:
 
 def _score(gold, labels: bool, model_url: str | None, model_name: str | None, threshold: float | None,
            background: int):
-    from ssp.evaluation.scoring import model_scores, weak_label_scores
-    from ssp.labeling.weak import LabelingError
+    from ssp.evaluation.scoring import default_base_path, model_scores, weak_label_scores
     from ssp.progress import console, progress_bar
-    from ssp.serving.client import ModelServerError, PredictClient
+    from ssp.serving.client import PredictClient
 
     if labels:
-        try:
-            with console.status(f"weak labels: labelling functions on {len(gold.frame)} posts + {background} "
-                                "synthetic background tweets, then the label model"):
-                return weak_label_scores(gold, background, ProducerConfig().seed, LabelConfig())
-        except LabelingError as err:
-            raise click.ClickException(str(err)) from err
-    try:
-        serve = ServeConfig()
-        with PredictClient(model_url, model_name or serve.model_name, timeout=serve.client_timeout_seconds,
-                           retries=serve.client_retries, batch_size=serve.client_batch_size) as client:
-            with progress_bar(f"scoring with {client.model_url}", len(gold.frame)) as advance:
-                return model_scores(gold, client, threshold, advance=advance)
-    except (ModelServerError, ValueError) as err:
-        raise click.ClickException(str(err)) from err
+        with console.status(f"weak labels: labelling functions on {len(gold.frame)} posts + {background} "
+                            "synthetic background tweets, then the label model"):
+            return weak_label_scores(gold, background, ProducerConfig().seed, LabelConfig())
+    serve = ServeConfig()
+    with PredictClient.from_config(model_url, serve, model_name) as client:
+        base_path = default_base_path(client.model_name, serve, TrainConfig())
+        with progress_bar(f"scoring with {client.model_url}", len(gold.frame)) as advance:
+            return model_scores(gold, client, threshold, base_path, advance=advance)
 
 
 @click.command("evaluate")
@@ -118,22 +112,19 @@ def evaluate(gold_path, payloads, labels, model_url, model_name, threshold, back
     --labels fits the label model on --background synthetic tweets plus the file, so a small file gets a
     model as stable as the demo's; a post no labelling function voted on counts as called not AI.
     """
-    from ssp.evaluation.gold import GoldFileError, read_gold
+    from ssp.evaluation.gold import read_gold
     from ssp.progress import console
 
     if labels == bool(model_url):
         raise click.UsageError("give either --labels or --model-url URL")
     if labels and (threshold is not None or model_name):
         raise click.UsageError("--threshold and --model-name go with --model-url, not --labels")
-    try:
-        gold = read_gold(gold_path, payloads)
-    except GoldFileError as err:
-        raise click.ClickException(str(err)) from err
+    gold = read_gold(gold_path, payloads)
     scored = _score(gold, labels, model_url, model_name, threshold, background)
     try:
         evaluation = scored.evaluate(gold, top=top)
     except ValueError as err:  # e.g. a server answering NaN
-        raise click.ClickException(f"{scored.scorer}: {err}") from err
+        raise SspError(f"{scored.scorer}: {err}") from err
     out = Path(out_dir) if out_dir else default_out_dir(Path(gold_path), "labels" if labels else "model")
     out.mkdir(parents=True, exist_ok=True)
     document = evaluation.to_json()

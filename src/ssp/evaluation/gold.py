@@ -40,6 +40,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
+from ssp.errors import SspError
 from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
 __all__ = ["AMBIGUOUS", "GoldFileError", "GoldSet", "read_gold"]
@@ -51,12 +52,12 @@ _URL = re.compile(r"https?://[^\s<>\"']+")
 COLUMNS = ("id", "text", "lang", "urls", "hashtags", "user_screen_name", "is_retweet", "label", "kind")
 
 
-class GoldFileError(ValueError):
+class GoldFileError(SspError, ValueError):
     """A labelled file that cannot be read; the message names the file, the line and the problem."""
 
     def __init__(self, path: Path, line: int | None, problem: str) -> None:
         where = f"{path}" if line is None else f"{path}: line {line}"
-        super().__init__(f"{where}: {problem}" if line is not None else f"{path}: {problem}")
+        super().__init__(f"{where}: {problem}")
         self.path, self.line, self.problem = path, line, problem
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ssp.charts import pyplot, save_figure
 from ssp.metrics import precision_recall_points
 
 __all__ = ["CalibrationBin", "ErrorCase", "Evaluation", "Figures", "KindFigures", "PrPoint", "average_precision",
@@ -349,10 +350,7 @@ def evaluate_scores(gold: Sequence[int], scores: Sequence[float], predicted: Seq
 
 def write_charts(evaluation: Evaluation, folder: Path) -> list[Path]:
     """``pr_curve.png`` and ``reliability.png`` of ``evaluation`` in ``folder``; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -372,9 +370,7 @@ def write_charts(evaluation: Evaluation, folder: Path) -> list[Path]:
     ax.set(xlabel="recall (AI)", ylabel="precision (AI)", xlim=(0, 1.02), ylim=(0, 1.02), title=title)
     ax.legend(loc="lower left")
     pr_path = folder / "pr_curve.png"
-    fig.tight_layout()
-    fig.savefig(pr_path)
-    plt.close(fig)
+    save_figure(fig, pr_path)
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), dpi=100, sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1]})
@@ -389,7 +385,5 @@ def write_charts(evaluation: Evaluation, folder: Path) -> list[Path]:
                width=[0.9 * (b.upper - b.lower) for b in bins])
     bottom.set(xlabel="score P(AI)", ylabel="posts", xlim=(0, 1))
     reliability_path = folder / "reliability.png"
-    fig.tight_layout()
-    fig.savefig(reliability_path)
-    plt.close(fig)
+    save_figure(fig, reliability_path)
     return [pr_path, reliability_path]

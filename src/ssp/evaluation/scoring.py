@@ -25,13 +25,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssp.config import LabelConfig, ServeConfig, TrainConfig, default_state_dir
+from ssp.config import LabelConfig, ServeConfig, TrainConfig
 from ssp.evaluation.gold import GoldSet, post_fields
 from ssp.evaluation.report import Evaluation, evaluate_scores
+from ssp.labeling.pipeline import LF_INPUT_COLUMNS
+from ssp.model.export import MODEL_CARD_FILE
+from ssp.serving.layout import served_model_folder, version_folder
 
-__all__ = ["Scored", "background_frame", "card_threshold", "model_scores", "weak_label_scores"]
+__all__ = ["Scored", "background_frame", "card_threshold", "default_base_path", "model_scores", "weak_label_scores"]
 
-LF_COLUMNS = ("id", "text", "urls", "hashtags", "lang", "user_screen_name", "is_retweet")
+LF_COLUMNS = LF_INPUT_COLUMNS  # what a labelling function may read of a post
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -85,6 +88,12 @@ def weak_label_scores(gold: GoldSet, background: int = 5000, seed: int = 42,
     return Scored("weak labels", scores, predicted, None, voters, extra)
 
 
+def default_base_path(model_name: str, serve: ServeConfig, train: TrainConfig) -> Path:
+    """Where the model cards of ``model_name``'s served versions are: ``ServeConfig.model_base_path``, else
+    where the trainer exports (``<TrainConfig.models_path>/<model_name>``)."""
+    return served_model_folder(model_name, train.models_path, serve.model_base_path)
+
+
 def _threshold_in(card: dict) -> float | None:
     value = card.get("threshold", card.get("decision_threshold"))
     if isinstance(value, dict):
@@ -95,15 +104,14 @@ def _threshold_in(card: dict) -> float | None:
 
 
 def card_threshold(model_name: str, version: int | None, base_path: Path | None = None) -> tuple[float | None, str]:
-    """The decision threshold in the model card of ``version``, when that card is on this machine
-    (``ServeConfig.model_base_path``, else ``<state dir>/models/<model_name>``), and where it was found."""
+    """The decision threshold in the model card of ``version`` under ``base_path``, when that card is on this
+    machine, and where it was found. ``base_path`` defaults to where ``ssp serve`` finds the versions
+    (:func:`ssp.serving.layout.served_model_folder` of gin's ServeConfig and TrainConfig)."""
     if version is None:
         return None, "no served version"
     if base_path is None:
-        serve = ServeConfig()
-        base_path = Path(serve.model_base_path or Path(TrainConfig().model_dir or default_state_dir() / "models")
-                         / model_name)
-    path = Path(base_path) / str(version) / "model_card.json"
+        base_path = default_base_path(model_name, ServeConfig(), TrainConfig())
+    path = version_folder(base_path, version) / MODEL_CARD_FILE
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

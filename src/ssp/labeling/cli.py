@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import click
-import psycopg2
 
 from ssp.config import InfraConfig, LabelConfig
+from ssp.errors import reported
+
+T = TypeVar("T")
 
 
 def _print_table(frame, title: str) -> None:
@@ -41,6 +46,14 @@ def _print_comparison(comparison: dict, gold_rows: int) -> None:
         )
 
 
+def _reported(doing: str, run: Callable[[], T]) -> T:
+    """``run()`` with its errors as messages: a keyword file that is missing or wrong, the database."""
+    from ssp.labeling.functions import LabelingFunctionError  # with snorkel: only when a command runs
+
+    with reported(doing, LabelingFunctionError, OSError):
+        return run()
+
+
 def _config(version: int | None) -> LabelConfig:
     config = LabelConfig()
     if version is not None:
@@ -67,18 +80,12 @@ def label(ctx: click.Context, version: int | None, engine: str | None) -> None:
     ctx.obj["version"] = version
     if ctx.invoked_subcommand is not None:
         return
-    from ssp.errors import SspError, database_error
-    from ssp.labeling.functions import LabelingFunctionError
-    from ssp.labeling.pipeline import LabelingError, run_labeling
+    from ssp.labeling.pipeline import run_labeling
     from ssp.progress import summary
 
     config = _config(version)
-    try:
-        result = run_labeling(InfraConfig().database_url, config, engine=engine)
-    except (LabelingError, LabelingFunctionError, OSError) as err:
-        raise SspError(str(err)) from err
-    except psycopg2.OperationalError as err:
-        raise database_error(err, f"labelling dataset version {config.version}") from err
+    result = _reported(f"labelling dataset version {config.version}",
+                       lambda: run_labeling(InfraConfig().database_url, config, engine=engine))
     title = f"Labelling functions on snorkel_train_dataset_{config.version} ({result.rows['snorkel_train']:,} tweets)"
     if result.gold_rows:
         title += f"; Correct/Incorrect/Emp. Acc. on {result.gold_rows} gold-labelled tweets"
@@ -100,20 +107,14 @@ def evaluate(ctx: click.Context, version: int | None) -> None:
     """Weak labels (slabel) against gold labels (label, written by the tagger) on dev and test: accuracy,
     precision, recall and F1 for the AI class, the confusion matrix, and each labelling function's
     empirical accuracy; saved as evaluation.json and evaluation.png beside the label files."""
-    from ssp.errors import SspError, database_error
-    from ssp.labeling.functions import LabelingFunctionError
-    from ssp.labeling.pipeline import LabelingError, evaluate_weak_labels
+    from ssp.labeling.pipeline import evaluate_weak_labels
     from ssp.progress import console, summary
 
     if version is None:
         version = (ctx.obj or {}).get("version")
     config = _config(version)
-    try:
-        evaluation = evaluate_weak_labels(InfraConfig().database_url, config)
-    except (LabelingError, LabelingFunctionError, OSError) as err:
-        raise SspError(str(err)) from err
-    except psycopg2.OperationalError as err:
-        raise database_error(err, f"evaluating the weak labels of dataset version {config.version}") from err
+    evaluation = _reported(f"evaluating the weak labels of dataset version {config.version}",
+                           lambda: evaluate_weak_labels(InfraConfig().database_url, config))
     for split, m in evaluation.splits.items():
         (tn, fp), (fn, tp) = m["confusion"]
         console.print(

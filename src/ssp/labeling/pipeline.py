@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ssp.charts import pyplot, save_figure
 from ssp.config import LabelConfig, default_state_dir
 from ssp.labeling.metrics import ABSTAIN, binary_metrics, lf_summary
 from ssp.labeling.weak import LabelingError, apply_frame, fit_label_model, majority_vote, weak_labels
-from ssp.storage.tables import DATASET_SPLITS, split_table_name, validate_identifier
+from ssp.storage.tables import split_tables, validate_identifier
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,6 @@ def output_dir_for(config: LabelConfig) -> Path:
     if config.output_dir:
         return Path(config.output_dir)
     return default_state_dir() / "labels" / f"v{config.version}"
-
-
-def split_tables(version: int) -> dict[str, str]:
-    return {split: split_table_name(split, version) for split in DATASET_SPLITS}
 
 
 def _missing_tables(conn, tables: dict[str, str]) -> list[str]:
@@ -258,12 +255,16 @@ def write_outputs(out: Path, frames, results, summary: pd.DataFrame, report: dic
     _write_atomically(out / "label_report.json", lambda p: p.write_text(json.dumps(report, indent=2)))
 
 
+def _accuracy_bars(ax, accuracy: pd.Series, xlabel: str, title: str) -> None:
+    """Each labelling function's empirical accuracy on gold rows, as horizontal bars from 0 to 1."""
+    ax.barh(np.arange(len(accuracy)), accuracy.fillna(0), color="tab:green")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+
+
 def plot_lf_summary(summary: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     has_gold = "Emp. Acc." in summary.columns
     fig, axes = plt.subplots(1, 2 if has_gold else 1, figsize=(13 if has_gold else 8, 0.35 * len(summary) + 1.5),
                              squeeze=False, sharey=True)
@@ -280,15 +281,10 @@ def plot_lf_summary(summary: pd.DataFrame, path: Path) -> None:
     ax.set_title("Labelling functions on snorkel_train")
     if has_gold:
         ax = axes[0][1]
-        ax.barh(y, summary["Emp. Acc."].fillna(0), color="tab:green")
+        _accuracy_bars(ax, summary["Emp. Acc."], "empirical accuracy on gold rows", "Against gold labels")
         for i, (correct, incorrect) in enumerate(zip(summary["Correct"], summary["Incorrect"], strict=True)):
             ax.text(0.01, i, f"{correct}/{correct + incorrect}", va="center", fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("empirical accuracy on gold rows")
-        ax.set_title("Against gold labels")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, format="png", dpi=100)
 
 
 def run_labeling(
@@ -482,11 +478,7 @@ def evaluate_weak_labels(database_url: str, config: LabelConfig, write_chart: bo
 
 
 def plot_evaluation(evaluation: Evaluation, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     splits = list(evaluation.splits)
     fig, axes = plt.subplots(1, len(splits) + 1, figsize=(4.5 * len(splits) + 7, 4.5), squeeze=False)
     for ax, split in zip(axes[0], splits, strict=False):
@@ -503,13 +495,7 @@ def plot_evaluation(evaluation: Evaluation, path: Path) -> None:
         ax.set_title(f"{split}: F1 {metrics['f1']:.3f}, acc. {metrics['accuracy']:.3f}")
     ax = axes[0][-1]
     acc = evaluation.lf_accuracy
-    y = np.arange(len(acc))
-    ax.barh(y, acc["Emp. Acc."].fillna(0), color="tab:green")
-    ax.set_yticks(y, list(acc.index), fontsize=8)
+    _accuracy_bars(ax, acc["Emp. Acc."], "empirical accuracy on gold dev+test rows", "Labelling functions")
+    ax.set_yticks(np.arange(len(acc)), list(acc.index), fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("empirical accuracy on gold dev+test rows")
-    ax.set_title("Labelling functions")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, format="png", dpi=100)

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ssp.config import LabelConfig
+from ssp.errors import SspError
 from ssp.labeling.metrics import ABSTAIN
 
 __all__ = ["LabelingError", "WeakLabels", "apply_frame", "fit_label_model", "label_frame", "majority_vote",
            "weak_labels"]
 
 
-class LabelingError(RuntimeError):
+class LabelingError(SspError, RuntimeError):
     """The dataset cannot be labelled as asked; the message says which table and why."""
 
 

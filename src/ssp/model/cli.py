@@ -8,6 +8,7 @@ import os
 import click
 
 from ssp.config import InfraConfig, TrainConfig
+from ssp.errors import reported
 
 
 @click.command("train")
@@ -30,24 +31,15 @@ def train(version: int | None, architecture: str | None, epochs: int | None, mod
     """
     # TensorFlow's C++ start-up notices would bury the summary; real warnings still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from ssp.errors import SspError, database_error
     from ssp.model.train import format_metrics, run_training
     from ssp.progress import progress_bar
 
     overrides = {"version": version, "architecture": architecture, "epochs": epochs, "model_dir": model_dir}
     config = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    try:
-        with progress_bar(f"training {config.model_name} on dataset {config.version}", config.epochs) as advance:
-            summary = run_training(InfraConfig().database_url, config, on_epoch=lambda epoch, logs: advance())
-    except SspError:
-        raise
-    except (ValueError, OSError) as err:
-        # TrainingDataError is a ValueError that names its input
-        raise SspError(str(err)) from err
-    except SQLAlchemyError as err:
-        raise database_error(err, "reading the dataset tables") from err
+    # TrainingDataError is a ValueError that names its input
+    with reported("reading the dataset tables", ValueError, OSError), \
+            progress_bar(f"training {config.model_name} on dataset {config.version}", config.epochs) as advance:
+        summary = run_training(InfraConfig().database_url, config, on_epoch=lambda epoch, logs: advance())
     if summary.metrics is not None:
         source = "gold test labels" if summary.metrics_source == "gold" else "Snorkel test labels (no gold test labels)"
         click.echo(f"metrics on {summary.test_rows} {source}:")

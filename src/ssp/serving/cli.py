@@ -21,6 +21,7 @@ import click
 
 from ssp.config import ServeConfig, TrainConfig
 from ssp.errors import SspError
+from ssp.serving.layout import model_folder, served_model_folder
 
 TF_SERVING_BINARY = "tensorflow_model_server"
 
@@ -35,8 +36,9 @@ class ServeLimits:
 
 
 def default_model_base_path(model_name: str) -> Path:
-    """Where the trainer exports ``model_name``: ``<TrainConfig.model_dir or <state dir>/models>/<model_name>``."""
-    return TrainConfig().models_path / model_name
+    """Where the trainer exports ``model_name``: :func:`ssp.serving.layout.model_folder` of gin's
+    ``TrainConfig.models_path`` (``<TrainConfig.model_dir or <state dir>/models>/<model_name>``)."""
+    return model_folder(TrainConfig().models_path, model_name)
 
 
 def tf_serving_command(binary: str, model_name: str, base_path: Path, rest_api_port: int, grpc_port: int,
@@ -101,7 +103,8 @@ def serve(model_name, model_base_path, host, rest_api_port, poll_wait_seconds, m
     model_name = model_name or config.model_name
     if not model_name or "/" in model_name or ":" in model_name:
         raise click.BadParameter(f"{model_name!r} must be non-empty without '/' or ':'", param_hint="--model-name")
-    base_path = Path(model_base_path or config.model_base_path or default_model_base_path(model_name)).resolve()
+    base_path = served_model_folder(model_name, TrainConfig().models_path, model_base_path,
+                                    config.model_base_path).resolve()
     host = host or config.host
     port = config.rest_api_port if rest_api_port is None else rest_api_port
     poll = config.poll_wait_seconds if poll_wait_seconds is None else poll_wait_seconds

@@ -21,7 +21,8 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -30,6 +31,9 @@ from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from ssp.errors import SspError
+
+if TYPE_CHECKING:
+    from ssp.config import ServeConfig
 
 VERSION_HEADER = "X-Ssp-Model-Version"  # sent by ssp's own server; TF Serving's answer has no version
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -44,47 +48,56 @@ class ModelServerError(SspError, RuntimeError):
         self.status_code = status_code
 
 
+class ClientConfigError(SspError, ValueError):
+    """A client set up with a setting it cannot work with (a URL that is not HTTP, a timeout of 0, ...)."""
+
+
+@dataclass(eq=False)
 class PredictClient:
     """Batched, retrying calls to one model of a TF-Serving-compatible REST server."""
 
-    def __init__(self, base_url: str, model_name: str, timeout: float = 10.0, retries: int = 3,
-                 backoff: float = 0.2, batch_size: int = 256, signature_name: str | None = None,
-                 output_name: str = "ai_prob", pool_size: int = 8) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"model server URL {base_url!r} must start with http:// or https://")
-        if not model_name or "/" in model_name or ":" in model_name:
-            raise ValueError(f"model name {model_name!r} must be non-empty without '/' or ':'")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be above 0 seconds, got {timeout}")
-        if retries < 0:
-            raise ValueError(f"retries must be 0 or more, got {retries}")
-        if backoff < 0:
-            raise ValueError(f"backoff must be 0 or more seconds, got {backoff}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.base_url = base_url.rstrip("/")
-        self.model_name = model_name
-        self.model_url = f"{self.base_url}/v1/models/{model_name}"
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-        self.batch_size = batch_size
-        self.signature_name = signature_name
-        self.output_name = output_name
+    base_url: str
+    model_name: str
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 0.2
+    batch_size: int = 256
+    signature_name: str | None = None
+    output_name: str = "ai_prob"
+    pool_size: int = 8
+
+    def __post_init__(self) -> None:
+        for wrong, problem in (
+            (not self.base_url.startswith(("http://", "https://")),
+             f"model server URL {self.base_url!r} must start with http:// or https://"),
+            (not self.model_name or "/" in self.model_name or ":" in self.model_name,
+             f"model name {self.model_name!r} must be non-empty without '/' or ':'"),
+            (self.timeout <= 0, f"timeout must be above 0 seconds, got {self.timeout}"),
+            (self.retries < 0, f"retries must be 0 or more, got {self.retries}"),
+            (self.backoff < 0, f"backoff must be 0 or more seconds, got {self.backoff}"),
+            (self.batch_size < 1, f"batch_size must be at least 1, got {self.batch_size}"),
+        ):
+            if wrong:
+                raise ClientConfigError(problem)
+        self.base_url = self.base_url.rstrip("/")
+        self.model_url = f"{self.base_url}/v1/models/{self.model_name}"
         self._server_names_version = False  # learnt from the first predict answer
         # Retries are ours (they must see 5xx bodies and back off); the pool only keeps connections open.
-        self._pool = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False,
-                                         timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=self.pool_size, retries=False,
+                                         timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
 
     @classmethod
-    def from_config(cls, base_url: str | None = None, **overrides: Any) -> PredictClient:
-        """A client set up from ``ServeConfig`` (gin), reaching ``http://<host>:<rest_api_port>`` unless told."""
-        from ssp.config import ServeConfig
+    def from_config(cls, base_url: str | None = None, config: ServeConfig | None = None,
+                    model_name: str | None = None, **overrides: Any) -> PredictClient:
+        """A client set up from ``config`` (default: gin's ``ServeConfig``), reaching
+        ``http://<host>:<rest_api_port>`` and ``config.model_name`` unless told."""
+        if config is None:
+            from ssp.config import ServeConfig
 
-        config = ServeConfig()
+            config = ServeConfig()
         settings = {"timeout": config.client_timeout_seconds, "retries": config.client_retries,
                     "batch_size": config.client_batch_size, **overrides}
-        return cls(base_url or config.url, config.model_name, **settings)
+        return cls(base_url or config.url, model_name or config.model_name, **settings)
 
     def close(self) -> None:
         self._pool.clear()

@@ -166,6 +166,7 @@ DEAD_LETTER_COLUMNS = (*DEAD_LETTER_KEY, "kafka_key", "raw_value", "reason", "er
 # The splits ``ssp dataset prepare`` writes, in the order they are drawn.
 DATASET_SPLITS = ("test", "dev", "snorkel_train", "train")
 DEDUP_TABLE_PREFIX = "deduplicated_raw_tweet_dataset"
+DEDUP_KEY = "dedup"  # the deduplicated table's key in dataset_tables(), beside the split names
 
 
 def split_table_name(split: str, version: int | str) -> str:
@@ -173,6 +174,26 @@ def split_table_name(split: str, version: int | str) -> str:
     if split not in DATASET_SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {', '.join(DATASET_SPLITS)}")
     return versioned_table_name(f"{split}_dataset", version)
+
+
+def split_tables(version: int | str, splits: tuple[str, ...] = DATASET_SPLITS) -> dict[str, str]:
+    """The split tables of dataset ``version``, ``{split: table}`` in the order of ``splits``.
+
+    >>> split_tables(3, ("train", "dev"))
+    {'train': 'train_dataset_3', 'dev': 'dev_dataset_3'}
+    """
+    return {split: split_table_name(split, version) for split in splits}
+
+
+def dataset_tables(version: int | str) -> dict[str, str]:
+    """The tables ``ssp dataset prepare`` writes for ``version``: ``dedup``, the deduplicated table, then
+    one per split.
+
+    >>> dataset_tables(3)
+    {'dedup': 'deduplicated_raw_tweet_dataset_3', 'test': 'test_dataset_3', 'dev': 'dev_dataset_3', \
+'snorkel_train': 'snorkel_train_dataset_3', 'train': 'train_dataset_3'}
+    """
+    return {DEDUP_KEY: versioned_table_name(DEDUP_TABLE_PREFIX, version), **split_tables(version)}
 
 
 def dataset_table(name: str, metadata: MetaData | None = None) -> Table:

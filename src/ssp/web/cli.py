@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ssp.config import ClassifyConfig, InfraConfig, WebConfig
-from ssp.errors import SspError
 
 
 @click.command("dashboard")
@@ -26,10 +25,7 @@ def dashboard(version: int | None, host: str | None, port: int | None) -> None:
     version = ClassifyConfig().version if version is None else version
     host = host or config.host
     port = config.dashboard_port if port is None else port
-    try:
-        app = create_app(InfraConfig().database_url, version, config)
-    except ValueError as err:
-        raise SspError(str(err)) from err
+    app = create_app(InfraConfig().database_url, version, config)
     data = app.extensions["ssp_dashboard"]
     try:
         check_database(data.engine, "dashboard", data.require_tables)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -270,6 +270,25 @@ def serve_app(app: Flask, host: str, port: int, on_start: Callable[[str], None] 
         for connection in list(connections.values()):  # the listening socket, its trigger, the clients
             connection.close()
 
+
+# ---------------------------------------------------------------- the app factories' settings
+def factory_settings(config: Mapping[str, Any] | str | None, given: Mapping[str, Any],
+                     defaults: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+    """An app factory's settings, as Flask's tutorial reads them: ``config``'s keys (a string is the
+    ``SSP_DATABASE_URL``), then the factory's keyword arguments that are not None (``given``), then, for
+    each key still missing, its default (``defaults``: the environment, else gin's configuration).
+
+    >>> factory_settings("postgresql://db", {"TESTING": None}, {"TESTING": lambda: False})
+    {'SSP_DATABASE_URL': 'postgresql://db', 'TESTING': False}
+    >>> factory_settings({"SSP_WEB": None}, {"TESTING": True}, {"SSP_WEB": lambda: "gin's"})
+    {'SSP_WEB': None, 'TESTING': True}
+    """
+    settings = dict({"SSP_DATABASE_URL": config} if isinstance(config, str) else (config or {}))
+    settings.update({key: value for key, value in given.items() if value is not None})
+    for key, default in defaults.items():
+        if key not in settings:
+            settings[key] = default()
+    return settings
 
 
 # ---------------------------------------------------------------- the commands' start and stop

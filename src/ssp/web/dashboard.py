@@ -24,20 +24,22 @@ is reused for ``WebConfig.chart_cache_seconds``.
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy import REAL, Table, cast, func, literal, select, tuple_
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ProgrammingError
 
-from ssp.config import WebConfig
+from ssp.config import ClassifyConfig, ConfigError, InfraConfig, WebConfig
 from ssp.storage.postgres import make_engine, table_exists
 from ssp.storage.tables import (
     AI_TWEET_URLS_TABLE_PREFIX,
@@ -53,6 +55,7 @@ from ssp.text import normalise_domain
 from ssp.web.common import (
     ParameterError,
     UnavailableError,
+    factory_settings,
     install_common,
     int_param,
     link_view,
@@ -63,6 +66,8 @@ from ssp.web.common import (
 )
 
 EXTENSION = "ssp_dashboard"
+DATABASE_URL_ENV = "SSP_DATABASE_URL"
+VERSION_ENV = "SSP_DASHBOARD_VERSION"
 CHART_CACHE_EXTENSION = "ssp_dashboard_charts"
 MAX_PAGE = 100_000
 MAX_MINUTES = 24 * 60
@@ -431,24 +436,48 @@ def _time_text(iso: str | None) -> str:
     return "" if not iso else iso[:19].replace("T", " ") + " UTC"
 
 
-def create_app(database_url: str, version: int, config: WebConfig | None = None, testing: bool = False) -> Flask:
-    """The dashboard for ``version``'s tables in the database at ``database_url``.
+def _settings(config: Mapping[str, Any] | str | None, version: int | None, web_config: WebConfig | None,
+              testing: bool) -> dict[str, Any]:
+    """The app's settings: ``config``'s keys, then the keyword arguments, then the environment and gin."""
+    settings = factory_settings(
+        config, {"SSP_VERSION": version, "SSP_WEB": web_config, "TESTING": testing or None},
+        {"TESTING": lambda: False,
+         "SSP_DATABASE_URL": lambda: os.environ.get(DATABASE_URL_ENV) or InfraConfig().database_url,
+         "SSP_VERSION": lambda: os.environ.get(VERSION_ENV) or ClassifyConfig().version,
+         "SSP_WEB": WebConfig})
+    settings["SSP_VERSION"] = validate_version(settings["SSP_VERSION"])
+    web = settings["SSP_WEB"]
+    if not 1 <= web.chart_max_minutes <= MAX_MINUTES or web.chart_cache_seconds < 0:
+        raise ConfigError(f"WebConfig.chart_max_minutes must be from 1 to {MAX_MINUTES} (got "
+                          f"{web.chart_max_minutes}) and chart_cache_seconds at least 0 (got "
+                          f"{web.chart_cache_seconds})")
+    if not settings["SSP_DATABASE_URL"]:
+        raise ConfigError(f"no database: set {DATABASE_URL_ENV} (or pass SSP_DATABASE_URL in the config)")
+    return settings
+
+
+def create_app(config: Mapping[str, Any] | str | None = None, version: int | None = None,
+               web_config: WebConfig | None = None, testing: bool = False) -> Flask:
+    """The dashboard, as Flask's tutorial builds its app: ``config`` is a mapping of settings, and what it
+    leaves out comes from the environment, so ``flask --app ssp.web.dashboard run`` serves it.
+
+    ``SSP_DATABASE_URL`` (default ``$SSP_DATABASE_URL``, else the local stack's), ``SSP_VERSION`` (whose
+    classify tables to show: ``$SSP_DASHBOARD_VERSION``, else ``ClassifyConfig.version``), ``SSP_WEB`` (a
+    WebConfig), ``TESTING``; other keys go to ``app.config`` as they are. ``create_app(database_url, version,
+    web_config, testing=...)``, the form ssp's own callers use, is the same with those settings.
 
     Nothing is queried here: the app starts before ``ssp classify`` has created its tables and
-    says so on every page until it has. ``testing`` is for the test suite only; the app never
+    says so on every page until it has. ``TESTING`` is for the test suite only; the app never
     runs in debug mode.
     """
-    version = validate_version(version)
-    config = config or WebConfig()
-    if not 1 <= config.chart_max_minutes <= MAX_MINUTES or config.chart_cache_seconds < 0:
-        raise ValueError(f"WebConfig.chart_max_minutes must be from 1 to {MAX_MINUTES} (got "
-                         f"{config.chart_max_minutes}) and chart_cache_seconds at least 0 (got "
-                         f"{config.chart_cache_seconds})")
+    settings = _settings(config, version, web_config, testing)
+    web: WebConfig = settings["SSP_WEB"]
     app = Flask(__name__)
-    app.config.update(TESTING=testing, DEBUG=False, SSP_WEB=config, SSP_VERSION=version,
-                      SSP_STYLESHEET="dashboard/dashboard.css", MAX_CONTENT_LENGTH=16 * 1024)
-    app.extensions[EXTENSION] = DashboardData(make_engine(database_url), version)
-    app.extensions[CHART_CACHE_EXTENSION] = ChartCache(config.chart_cache_seconds)
+    app.config.update(SSP_STYLESHEET="dashboard/dashboard.css", MAX_CONTENT_LENGTH=16 * 1024)
+    app.config.update(settings)
+    app.config["DEBUG"] = False
+    app.extensions[EXTENSION] = DashboardData(make_engine(settings["SSP_DATABASE_URL"]), settings["SSP_VERSION"])
+    app.extensions[CHART_CACHE_EXTENSION] = ChartCache(web.chart_cache_seconds)
     app.jinja_env.filters["time_text"] = _time_text
     install_common(app)
 

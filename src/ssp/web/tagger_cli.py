@@ -6,7 +6,6 @@ import click
 
 from ssp.active.strategies import STRATEGIES
 from ssp.config import ActiveLearningConfig, InfraConfig, WebConfig
-from ssp.errors import SspError
 
 
 @click.command("tagger")
@@ -36,7 +35,7 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
 
     from ssp.progress import summary
     from ssp.web.common import check_database, serve_command
-    from ssp.web.tagger import EXTENSION, TaggerConfigError, create_app
+    from ssp.web.tagger import EXTENSION, create_app
 
     config = WebConfig()
     al_config = ActiveLearningConfig()
@@ -46,11 +45,8 @@ def tagger(host: str | None, port: int | None, strategy: str | None, model_url: 
         al_config = dataclasses.replace(al_config, retrain_every=retrain_every)
     host = host or config.host
     port = config.tagger_port if port is None else port
-    try:
-        app = create_app({"SSP_DATABASE_URL": InfraConfig().database_url, "SSP_WEB": config, "SSP_AL": al_config,
-                          "SSP_MODEL_URL": model_url})
-    except (TaggerConfigError, ValueError) as err:
-        raise SspError(str(err)) from err
+    app = create_app({"SSP_DATABASE_URL": InfraConfig().database_url, "SSP_WEB": config, "SSP_AL": al_config,
+                      "SSP_MODEL_URL": model_url})
     state = app.extensions[EXTENSION]
     data = state["data"]
     tables = check_database(data.engine, "tagger", lambda: [t["name"] for v in data.tables() for t in v["tables"]])

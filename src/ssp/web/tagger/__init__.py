@@ -51,10 +51,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ssp.active.loop import ActiveLoop
 from ssp.active.strategies import STRATEGIES
-from ssp.config import ActiveLearningConfig, InfraConfig, WebConfig
+from ssp.config import ActiveLearningConfig, InfraConfig, ServeConfig, TrainConfig, WebConfig
 from ssp.errors import database_reason
 from ssp.storage.postgres import make_engine
-from ssp.web.common import error_response, install_common
+from ssp.web.common import error_response, factory_settings, install_common
 from ssp.web.tagger import auth, views
 from ssp.web.tagger.agreement import Decision, agreement_from_history, cohen_kappa, replay
 from ssp.web.tagger.auth import CSRF_FIELD, CSRF_HEADER, LoginLimiter, SessionStore
@@ -94,20 +94,14 @@ WEB_ROOT = Path(__file__).resolve().parent.parent
 def _settings(config: Mapping[str, Any] | str | None, web_config: WebConfig | None,
               al_config: ActiveLearningConfig | None, testing: bool, model_url: str | None) -> dict[str, Any]:
     """The app's settings: ``config``'s keys, then the keyword arguments, then the environment."""
-    settings = dict({"SSP_DATABASE_URL": config} if isinstance(config, str) else (config or {}))
-    for key, value in (("SSP_WEB", web_config), ("SSP_AL", al_config), ("SSP_MODEL_URL", model_url)):
-        if value is not None:
-            settings[key] = value
-    if testing:
-        settings["TESTING"] = True
-    settings.setdefault("TESTING", False)
-    settings.setdefault("SSP_DATABASE_URL", os.environ.get(DATABASE_URL_ENV) or InfraConfig().database_url)
-    settings.setdefault("SSP_TAGGER_TOKEN", os.environ.get(TOKEN_ENV, ""))
-    settings.setdefault("SECRET_KEY", os.environ.get(SECRET_KEY_ENV) or secrets.token_bytes(32))
-    settings.setdefault("SSP_MODEL_URL", os.environ.get(MODEL_URL_ENV) or None)
-    settings.setdefault("SSP_WEB", WebConfig())
-    settings.setdefault("SSP_AL", ActiveLearningConfig())
-    return settings
+    return factory_settings(
+        config, {"SSP_WEB": web_config, "SSP_AL": al_config, "SSP_MODEL_URL": model_url, "TESTING": testing or None},
+        {"TESTING": lambda: False,
+         "SSP_DATABASE_URL": lambda: os.environ.get(DATABASE_URL_ENV) or InfraConfig().database_url,
+         "SSP_TAGGER_TOKEN": lambda: os.environ.get(TOKEN_ENV, ""),
+         "SECRET_KEY": lambda: os.environ.get(SECRET_KEY_ENV) or secrets.token_bytes(32),
+         "SSP_MODEL_URL": lambda: os.environ.get(MODEL_URL_ENV) or None,
+         "SSP_WEB": WebConfig, "SSP_AL": ActiveLearningConfig, "SSP_SERVE": ServeConfig, "SSP_TRAIN": TrainConfig})
 
 
 def _check(settings: dict[str, Any]) -> None:
@@ -139,7 +133,9 @@ def create_app(config: Mapping[str, Any] | str | None = None, web_config: WebCon
     shared sign-in token, ``$SSP_TAGGER_TOKEN``; needed unless ``TESTING``), ``SECRET_KEY`` (signs the
     cookie: ``$SSP_TAGGER_SECRET_KEY`` or a random key per process), ``SSP_MODEL_URL`` (a TF-Serving-compatible
     REST server, ``$SSP_MODEL_URL``: model scores for the queue and the retrain loop), ``SSP_WEB`` (a
-    WebConfig), ``SSP_AL`` (an ActiveLearningConfig), ``TESTING``; other keys go to ``app.config`` as they are.
+    WebConfig), ``SSP_AL`` (an ActiveLearningConfig), ``SSP_SERVE`` (a ServeConfig: the model client's timeouts),
+    ``SSP_TRAIN`` (a TrainConfig: what a retrain trains), ``TESTING``; what is not given comes from gin's
+    configuration. Other keys go to ``app.config`` as they are.
     ``create_app(database_url, web_config, al_config, testing=..., model_url=...)``, the form ssp's own callers
     use, is the same with those settings. Never in debug mode.
 
@@ -162,8 +158,8 @@ def create_app(config: Mapping[str, Any] | str | None = None, web_config: WebCon
     if settings["SSP_MODEL_URL"]:
         from ssp.serving.client import PredictClient
 
-        loop = ActiveLoop(settings["SSP_DATABASE_URL"], data, PredictClient.from_config(settings["SSP_MODEL_URL"]),
-                          settings["SSP_AL"])
+        client = PredictClient.from_config(settings["SSP_MODEL_URL"], settings["SSP_SERVE"])
+        loop = ActiveLoop(settings["SSP_DATABASE_URL"], data, client, settings["SSP_AL"], settings["SSP_TRAIN"])
     app.extensions[EXTENSION] = {"data": data, "loop": loop, "stats": {"labels": 0, "lock": threading.Lock()}}
     app.jinja_env.filters["label_text"] = views.label_text
     auth.init_app(app, web.tagger_session_hours)

@@ -234,9 +234,3 @@ def logout() -> Response:
     session.clear()
     return redirect(url_for("auth.login_page"))
 
-
-def legacy_endpoints(tagger_bp: Blueprint) -> None:
-    """``tagger.login_page``, ``tagger.login`` and ``tagger.logout`` as build-only names of the auth pages, for
-    the templates that still build them so; they route nothing."""
-    for rule, endpoint in (("/login", "login_page"), ("/login", "login"), ("/logout", "logout")):
-        tagger_bp.add_url_rule(rule, endpoint, build_only=True)

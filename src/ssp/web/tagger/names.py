@@ -8,9 +8,8 @@ from ssp.errors import SspError
 from ssp.storage.tables import (
     DATASET_SPLITS,
     DEDUP_TABLE_PREFIX,
-    split_table_name,
+    dataset_tables,
     validate_identifier,
-    versioned_table_name,
 )
 from ssp.web.common import ParameterError, UnavailableError
 
@@ -48,7 +47,7 @@ class ImportRejected(SspError, ValueError):
 
 def dataset_table_names(version: int) -> list[str]:
     """The tables ``ssp dataset prepare`` writes for ``version``: the deduplicated table and its splits."""
-    return [versioned_table_name(DEDUP_TABLE_PREFIX, version), *(split_table_name(s, version) for s in DATASET_SPLITS)]
+    return list(dataset_tables(version).values())
 
 
 def parse_table_name(name: str | None) -> tuple[str, int]:

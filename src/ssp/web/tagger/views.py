@@ -6,7 +6,6 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from ssp.active.strategies import STRATEGIES
 from ssp.web.common import ParameterError, reject_unknown, single_value
-from ssp.web.tagger import auth
 from ssp.web.tagger.exports import EXPORT_FORMATS, export_csv, export_jsonl, export_parquet
 from ssp.web.tagger.names import ImportRejected
 from ssp.web.tagger.request_helpers import (
@@ -28,7 +27,6 @@ FILTER_NAMES = {"unlabelled": "unlabelled (queue)", "labelled": "labelled", "dis
 LABEL_NAMES = {1: "AI", 0: "not AI"}
 
 bp = Blueprint("tagger", __name__)
-auth.legacy_endpoints(bp)
 
 
 def label_text(label: int | None) -> str:
