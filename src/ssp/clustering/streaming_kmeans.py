@@ -357,11 +357,8 @@ class StreamingKMeans:
                 self.last_update = KMeansUpdate(0, self._discount(0))
                 return np.zeros(0, dtype=np.int64)
             self.initialise(array)
-        centres, _ = self._ready()
-        labels = assign(array, centres)
-        sums, counts = cluster_sums(array, labels, self.k) if len(array) else (np.zeros_like(centres),
-                                                                              np.zeros(self.k, dtype=np.int64))
-        self.update_from_sums(sums, counts)
+        labels, stats = self.local_step(self.local_state(), array)
+        self.global_step(stats)
         return labels
 
     def _discount(self, points: int) -> float:
@@ -398,6 +395,47 @@ class StreamingKMeans:
         self.n_points += points
         self.last_update = KMeansUpdate(points, discount, split)
         return self.last_update
+
+    # ------------------------------------------------------------------ the stream job's two halves
+    # A stream job runs a batch as local_step on each executor's share (against local_state, broadcast),
+    # merge_stats over the shares in Kafka order, and global_step on the driver; learn_many is the same
+    # three steps in one process. Every clustering model of ssp.clustering has these four.
+    @property
+    def cluster_ids(self) -> np.ndarray:
+        """The clusters' ids, aligned with :attr:`centres`: k-means keeps its k clusters, ids 0..k-1."""
+        return np.arange(self.k, dtype=np.int64)
+
+    def local_state(self) -> dict[str, Any]:
+        """What an executor needs to assign points and add up their statistics: the centres."""
+        centres, _ = self._ready()
+        return {"centres": centres.copy()}
+
+    @staticmethod
+    def local_step(state: Mapping[str, Any], points: np.ndarray,
+                   weights: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each point's nearest centre and the per-cluster sums and counts of ``points`` (``(n, dim)``)
+        against ``state``'s centres; sums and counts of disjoint shares add up (:meth:`merge_stats`).
+
+        >>> labels, stats = StreamingKMeans.local_step({"centres": np.array([[0.0], [10.0]])}, np.array([[1.0], [9.0]]))
+        >>> labels.tolist(), stats["sums"].tolist(), stats["counts"].tolist()
+        ([0, 1], [[1.0], [9.0]], [1, 1])
+        """
+        if weights is not None:
+            raise ValueError("streaming k-means (MLlib's rule) takes unweighted points")
+        centres = np.asarray(state["centres"], dtype=np.float64)
+        labels = assign(points, centres)
+        sums, counts = cluster_sums(points, labels, len(centres)) if len(points) else (
+            np.zeros_like(centres), np.zeros(len(centres), dtype=np.int64))
+        return labels, {"sums": sums, "counts": counts}
+
+    @staticmethod
+    def merge_stats(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The statistics of two disjoint shares of a batch, as one."""
+        return {"sums": first["sums"] + second["sums"], "counts": first["counts"] + second["counts"]}
+
+    def global_step(self, stats: Mapping[str, np.ndarray]) -> KMeansUpdate:
+        """The driver's half: fold a batch's merged statistics into the model (:meth:`update_from_sums`)."""
+        return self.update_from_sums(stats["sums"], stats["counts"])
 
     @staticmethod
     def _split_dying_cluster(centres: np.ndarray, weights: np.ndarray) -> tuple[int, int] | None:

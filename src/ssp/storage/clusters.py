@@ -247,6 +247,10 @@ class BatchCommit:
     centres: Sequence[Sequence[float]] = ()
     weights: Sequence[float] = ()
     counts: Sequence[int] = ()
+    # the ids of the clusters, aligned with centres (default 0..k-1); the final cluster of each staged
+    # point a cluster took only on the driver (a birth), as (kafka_partition, kafka_offset, cluster)
+    cluster_ids: Sequence[int] = ()
+    relabels: Sequence[tuple[int, int, int]] = ()
     points: int = 0
     dead: int = 0
     learned: bool = False
@@ -286,6 +290,14 @@ def commit_batch(conn, tables: ClusterTables, commit: BatchCommit) -> bool:
             raise StagingMismatchError(
                 f"{tables.stage} holds {staged} assignments of job {commit.job!r} batch {commit.batch_id}, but the "
                 f"executors staged {commit.points}; the micro-batch is not committed and will run again")
+        if commit.relabels:
+            from psycopg2.extras import execute_values
+
+            execute_values(
+                cur, f"UPDATE {tables.stage} AS s SET cluster = v.cluster FROM (VALUES %s) AS v(job, batch_id, p, o, "
+                     "cluster) WHERE s.job = v.job AND s.batch_id = v.batch_id AND s.kafka_partition = v.p "
+                     "AND s.kafka_offset = v.o",
+                [(commit.job, commit.batch_id, p, o, c) for p, o, c in commit.relabels], page_size=1000)
         columns = ", ".join(ASSIGNMENT_COLUMNS)
         cur.execute(
             f"INSERT INTO {tables.assignments} ({columns}) SELECT {columns} FROM {tables.stage} "
@@ -294,8 +306,8 @@ def commit_batch(conn, tables: ClusterTables, commit: BatchCommit) -> bool:
             (commit.job, commit.batch_id))
         cur.execute(f"DELETE FROM {tables.stage} WHERE job = %s AND batch_id <= %s", (commit.job, commit.batch_id))
         if commit.learned:
-            for cluster, (centre, weight, count) in enumerate(zip(commit.centres, commit.weights, commit.counts,
-                                                                  strict=True)):
+            ids = commit.cluster_ids or range(len(commit.centres))
+            for cluster, centre, weight, count in zip(ids, commit.centres, commit.weights, commit.counts, strict=True):
                 cur.execute(
                     f"INSERT INTO {tables.centres} (job, batch_id, cluster, centre, weight, points) "
                     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (job, batch_id, cluster) DO NOTHING",

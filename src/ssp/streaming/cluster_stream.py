@@ -60,7 +60,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from ssp.clustering.streaming_kmeans import StreamingKMeans, assign, cluster_sums
+from ssp.clustering.streaming_kmeans import StreamingKMeans
 from ssp.config import CLUSTER_ALGORITHMS as ALGORITHMS
 from ssp.config import ClusterConfig, InfraConfig, TopicsConfig
 from ssp.errors import SspError
@@ -102,9 +102,10 @@ __all__ = [
 ]
 
 KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset")
-# one row per Spark task: where its records start in Kafka, what it saw, and its per-cluster sums
-PARTIAL_SCHEMA = ("first_partition int, first_offset long, seen long, good long, dead long, "
-                  "sums array<double>, counts array<long>")
+# one row per Spark task: where its records start in Kafka, what it saw, its model statistics (the
+# model's local_step, as .npy arrays in one .npz) and the Kafka positions of its birth candidates
+PARTIAL_SCHEMA = ("first_partition int, first_offset long, seen long, good long, dead long, stats binary, "
+                  "candidate_partitions array<int>, candidate_offsets array<long>")
 FIRST_POINTS_SCHEMA = "partition int, offset long, x array<double>"
 _MAX_BIGINT = 2**63 - 1
 _MAX_INT = 2**31 - 1
@@ -212,16 +213,34 @@ def parse_point(value: bytes | None, dim: int | None = None, max_bytes: int = 64
 
 
 # ---------------------------------------------------------------------- the executors' half
+def pack_stats(stats: dict[str, np.ndarray]) -> bytes:
+    """A model's statistics as one ``.npz`` (plain arrays, no pickle), for a task's result row."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: np.asarray(value) for name, value in stats.items()})
+    return buffer.getvalue()
+
+
+def unpack_stats(blob: bytes) -> dict[str, np.ndarray]:
+    """The statistics :func:`pack_stats` packed.
+
+    >>> unpack_stats(pack_stats({"counts": np.array([1, 2])}))["counts"].tolist()
+    [1, 2]
+    """
+    with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
 @dataclass
 class PartitionOutcome:
-    """What one task made of its records: stage rows, dead-letter rows, per-cluster sums and counts."""
+    """What one task made of its records: stage rows, dead-letter rows, the model's statistics of its
+    points and the Kafka positions of its birth candidates (points no cluster took yet), in order."""
 
     first_position: tuple[int, int]
     seen: int
     stage_rows: list[tuple]
     dead_rows: list[RowText]
-    sums: np.ndarray
-    counts: np.ndarray
+    stats: dict[str, np.ndarray] | None
+    candidates: list[tuple[int, int]] = field(default_factory=list)
 
     def arrow(self):
         import pyarrow as pa
@@ -232,24 +251,25 @@ class PartitionOutcome:
             "seen": pa.array([self.seen], pa.int64()),
             "good": pa.array([len(self.stage_rows)], pa.int64()),
             "dead": pa.array([len(self.dead_rows)], pa.int64()),
-            "sums": pa.array([self.sums.ravel().tolist()], pa.list_(pa.float64())),
-            "counts": pa.array([self.counts.tolist()], pa.list_(pa.int64())),
+            "stats": pa.array([None if self.stats is None else pack_stats(self.stats)], pa.binary()),
+            "candidate_partitions": pa.array([[c[0] for c in self.candidates]], pa.list_(pa.int32())),
+            "candidate_offsets": pa.array([[c[1] for c in self.candidates]], pa.list_(pa.int64())),
         })
 
 
-def process_records(data, *, centres: np.ndarray | None, job: str, batch_id: int, target_table: str,
-                    max_bytes: int) -> PartitionOutcome:
-    """Parse, assign and sum one task's Kafka records (an Arrow table with :data:`KAFKA_COLUMNS`) against
-    ``centres`` (None: the model has no centres yet, so no record can be a point). No database access."""
+def process_records(data, *, model: type | None, state: dict | None, dim: int | None, job: str, batch_id: int,
+                    target_table: str, max_bytes: int) -> PartitionOutcome:
+    """Parse one task's Kafka records (an Arrow table with :data:`KAFKA_COLUMNS`) and run the model's
+    ``local_step`` on its points against ``state`` (None: the model has no centres yet, so no record can
+    be a point). No database access."""
     columns = {name: data.column(name).to_pylist() for name in KAFKA_COLUMNS}
-    k, dim = (0, None) if centres is None else centres.shape
     points: list[Point] = []
     where: list[tuple[int, int]] = []
     dead: list[RowText] = []
     for index, value in enumerate(columns["value"]):
         position = (columns["partition"][index], columns["offset"][index])
         try:
-            if centres is None:
+            if state is None:
                 raise PointParseError("no_model", "the model has no centres yet and this record set no dimension")
             points.append(parse_point(value, dim, max_bytes))
             where.append(position)
@@ -257,19 +277,17 @@ def process_records(data, *, centres: np.ndarray | None, job: str, batch_id: int
             dead.append(dead_letter_row(target_table, columns["topic"][index], *position, columns["key"][index], value,
                                         err.reason, str(err)))
     first = min(zip(columns["partition"], columns["offset"], strict=True), default=_NOWHERE)
-    if centres is None or not points:
-        width = 0 if dim is None else dim
-        return PartitionOutcome(first, len(columns["value"]), [], dead, np.zeros((k, width)), np.zeros(k, np.int64))
-    array = np.array([p.x for p in points], dtype=np.float64)
-    labels = assign(array, centres)
-    sums, counts = cluster_sums(array, labels, k)
+    if state is None or not points:
+        return PartitionOutcome(first, len(columns["value"]), [], dead, None)
+    labels, stats = model.local_step(state, np.array([p.x for p in points], dtype=np.float64))
     rows = [(job, p.id, batch_id, int(label), p.ts, pg_float_array_literal(p.x), p.truth, partition, offset)
             for p, label, (partition, offset) in zip(points, labels.tolist(), where, strict=True)]
-    return PartitionOutcome(first, len(columns["value"]), rows, dead, sums, counts)
+    candidates = [position for position, label in zip(where, labels.tolist(), strict=True) if label < 0]
+    return PartitionOutcome(first, len(columns["value"]), rows, dead, stats, candidates)
 
 
-def _partition_worker(database_url: str, tables: ClusterTables, job: str, batch_id: int, centres_broadcast,
-                      max_bytes: int) -> Callable[[Iterator], Iterator]:
+def _partition_worker(database_url: str, tables: ClusterTables, job: str, batch_id: int, model: type,
+                      state_broadcast, dim: int | None, max_bytes: int) -> Callable[[Iterator], Iterator]:
     """The function each Spark task runs over its share of a micro-batch (``mapInArrow``)."""
 
     def work(batches):
@@ -278,8 +296,8 @@ def _partition_worker(database_url: str, tables: ClusterTables, job: str, batch_
 
         parts = list(batches)
         data = pa.Table.from_batches(parts) if parts else pa.table({name: [] for name in KAFKA_COLUMNS})
-        outcome = process_records(data, centres=centres_broadcast.value, job=job, batch_id=batch_id,
-                                  target_table=tables.assignments, max_bytes=max_bytes)
+        outcome = process_records(data, model=model, state=state_broadcast.value, dim=dim, job=job,
+                                  batch_id=batch_id, target_table=tables.assignments, max_bytes=max_bytes)
         if outcome.stage_rows or outcome.dead_rows:
             conn = psycopg2.connect(database_url)
             try:
@@ -324,36 +342,60 @@ def _first_points(max_bytes: int, limit: int) -> Callable[[Iterator], Iterator]:
 # ---------------------------------------------------------------------- the driver's half
 @dataclass(frozen=True)
 class BatchSums:
-    """A micro-batch's per-cluster sums and counts, added up over its tasks."""
+    """A micro-batch's model statistics, merged over its tasks in Kafka order, and its counts."""
 
-    sums: np.ndarray
-    counts: np.ndarray
+    stats: dict[str, np.ndarray] | None
     seen: int
     good: int
     dead: int
+    candidates: list[tuple[int, int]] = field(default_factory=list)
 
 
-def fold_partials(partials: Iterable[Any], k: int, dim: int | None) -> BatchSums:
-    """Add up the tasks' rows (:data:`PARTIAL_SCHEMA`) in Kafka order, whatever order they came in: a
-    replayed micro-batch gets bitwise the same sums.
+def fold_partials(partials: Iterable[Any], model: type) -> BatchSums:
+    """Merge the tasks' rows (:data:`PARTIAL_SCHEMA`) with ``model.merge_stats`` in Kafka order, whatever
+    order they came in: a replayed micro-batch gets bitwise the same statistics, and the birth candidates
+    come in the order the model's ``learn_many`` would see them.
 
-    >>> rows = [dict(first_partition=1, first_offset=0, seen=2, good=1, dead=1, sums=[1.0, 2.0], counts=[1]),
-    ...         dict(first_partition=0, first_offset=5, seen=3, good=3, dead=0, sums=[3.0, 0.5], counts=[3])]
-    >>> folded = fold_partials(rows, 1, 2)
-    >>> folded.sums.tolist(), folded.counts.tolist(), folded.seen, folded.good, folded.dead
+    >>> from ssp.clustering import StreamingKMeans
+    >>> def row(partition, offset, seen, good, dead, sums, counts):
+    ...     stats = pack_stats({"sums": np.array(sums), "counts": np.array(counts)}) if good else None
+    ...     return dict(first_partition=partition, first_offset=offset, seen=seen, good=good, dead=dead, stats=stats,
+    ...                 candidate_partitions=[], candidate_offsets=[])
+    >>> rows = [row(1, 0, 2, 1, 1, [[1.0, 2.0]], [1]), row(0, 5, 3, 3, 0, [[3.0, 0.5]], [3])]
+    >>> folded = fold_partials(rows, StreamingKMeans)
+    >>> folded.stats["sums"].tolist(), folded.stats["counts"].tolist(), folded.seen, folded.good, folded.dead
     ([[4.0, 2.5]], [4], 5, 4, 1)
     """
     rows = sorted((dict(row.asDict()) if hasattr(row, "asDict") else dict(row) for row in partials),
                   key=lambda r: (r["first_partition"], r["first_offset"]))
-    width = dim or 0
-    sums, counts = np.zeros((k, width)), np.zeros(k, dtype=np.int64)
+    stats: dict[str, np.ndarray] | None = None
+    candidates: list[tuple[int, int]] = []
     seen = good = dead = 0
     for row in rows:
         seen, good, dead = seen + row["seen"], good + row["good"], dead + row["dead"]
-        if row["good"]:
-            sums += np.asarray(row["sums"], dtype=np.float64).reshape(k, width)
-            counts += np.asarray(row["counts"], dtype=np.int64)
-    return BatchSums(sums, counts, seen, good, dead)
+        if row["stats"] is not None:
+            share = unpack_stats(bytes(row["stats"]))
+            stats = share if stats is None else model.merge_stats(stats, share)
+            candidates += zip(row["candidate_partitions"] or (), row["candidate_offsets"] or (), strict=True)
+    return BatchSums(stats, seen, good, dead, candidates)
+
+
+def batch_counts(before: Sequence[int], counts: Sequence[float], candidate_labels: Sequence[int],
+                 merges: dict[int, int], after: Sequence[int]) -> list[int]:
+    """The points of a micro-batch per cluster of the model after it (``after`` ids): those the existing
+    clusters (``before`` ids) took, plus the birth candidates by the cluster each joined, with a merged
+    cluster's points counted in the one it merged into.
+
+    >>> batch_counts([0, 1], [3, 2], [5, 5, 1], {0: 1}, [1, 5])
+    [6, 2]
+    """
+    tally: dict[int, float] = {}
+    for cluster, count in [*zip(before, np.asarray(counts).tolist(), strict=True),
+                           *((label, 1) for label in candidate_labels)]:
+        while cluster in merges:
+            cluster = merges[cluster]
+        tally[cluster] = tally.get(cluster, 0) + count
+    return [int(round(tally.get(cluster, 0))) for cluster in after]
 
 
 @dataclass(frozen=True)
@@ -502,22 +544,31 @@ class ClusterJob:
             return
         records = batch_df.select(*KAFKA_COLUMNS)
         model = self._model_with_centres(records)
-        centres = model.centres if model.initialised else None
-        broadcast = batch_df.sparkSession.sparkContext.broadcast(centres)
+        kind = type(model)
+        broadcast = batch_df.sparkSession.sparkContext.broadcast(model.local_state() if model.initialised else None)
         try:
-            worker = _partition_worker(self.database_url, self.settings.tables, self.settings.job, batch_id,
-                                       broadcast, self.settings.max_record_bytes)
+            worker = _partition_worker(self.database_url, self.settings.tables, self.settings.job, batch_id, kind,
+                                       broadcast, model.dim, self.settings.max_record_bytes)
             partials = records.mapInArrow(worker, PARTIAL_SCHEMA).collect()
         finally:
             broadcast.unpersist()
-        folded = fold_partials(partials, model.k, model.dim)
-        if folded.good:
-            model.update_from_sums(folded.sums, folded.counts)
+        folded = fold_partials(partials, kind)
+        relabels: list[tuple[int, int, int]] = []
+        counts: list[int] = []
+        if folded.stats is not None:
+            before = model.cluster_ids.tolist()
+            update = model.global_step(folded.stats)
+            final = [int(c) for c in getattr(update, "candidate_labels", ())]
+            relabels = [(p, o, c) for (p, o), c in zip(folded.candidates, final, strict=True)]
+            counts = batch_counts(before, folded.stats["counts"], final, getattr(update, "merges", {}),
+                                  model.cluster_ids.tolist())
+        learned = folded.stats is not None
         committed = self._commit(BatchCommit(
             job=self.settings.job, version=self.settings.tables.version, batch_id=batch_id,
             algorithm=self.settings.algorithm, state=model.to_state(),
-            centres=model.centres.tolist() if folded.good else (), weights=model.weights.tolist() if folded.good else (),
-            counts=folded.counts.tolist(), points=folded.good, dead=folded.dead, learned=bool(folded.good),
+            centres=model.centres.tolist() if learned else (), weights=model.weights.tolist() if learned else (),
+            counts=counts, cluster_ids=model.cluster_ids.tolist() if learned else (), relabels=relabels,
+            points=folded.good, dead=folded.dead, learned=learned,
         ))
         if committed:
             self.model, self.last_batch = model, batch_id
