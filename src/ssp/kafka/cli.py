@@ -18,7 +18,7 @@ SOURCES = ("synthetic", "replay", "twitter", "points")
 def _points(config: ProducerConfig, seed: int, rate: float, k: int | None, dim: int | None,
             scenario: str | None):
     """The points source: ``scenario`` is a preset name, a scenario as JSON text, or a JSON file's path."""
-    from ssp.sources.points import ScenarioError, points_payloads
+    from ssp.sources.points import points_payloads
 
     scenario = config.points_scenario if scenario is None else scenario
     if scenario.strip().endswith(".json") and not scenario.lstrip().startswith("{"):
@@ -30,7 +30,7 @@ def _points(config: ProducerConfig, seed: int, rate: float, k: int | None, dim: 
         return points_payloads(None, seed=seed, k=config.points_k if k is None else k,
                                dim=config.points_dim if dim is None else dim,
                                rate=rate if rate > 0 else config.points_stream_rate, scenario=scenario)
-    except (ScenarioError, ValueError) as err:
+    except ValueError as err:  # a ScenarioError, or a bad rate or seed: named with the flag
         raise SspError(f"--source points: {err}") from err
 
 

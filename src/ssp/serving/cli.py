@@ -21,7 +21,7 @@ import click
 
 from ssp.config import ServeConfig, TrainConfig
 from ssp.errors import SspError
-from ssp.serving.layout import model_folder, served_model_folder
+from ssp.serving.layout import served_model_folder
 
 TF_SERVING_BINARY = "tensorflow_model_server"
 
@@ -33,12 +33,6 @@ class ServeLimits:
     max_request_bytes: int
     max_batch_size: int
     allowed_hosts: tuple[str, ...]
-
-
-def default_model_base_path(model_name: str) -> Path:
-    """Where the trainer exports ``model_name``: :func:`ssp.serving.layout.model_folder` of gin's
-    ``TrainConfig.models_path`` (``<TrainConfig.model_dir or <state dir>/models>/<model_name>``)."""
-    return model_folder(TrainConfig().models_path, model_name)
 
 
 def tf_serving_command(binary: str, model_name: str, base_path: Path, rest_api_port: int, grpc_port: int,

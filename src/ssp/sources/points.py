@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from ssp.errors import SspError
+
 __all__ = [
     "DEFAULT_START",
     "PRESETS",
@@ -71,7 +73,7 @@ _CENTRE_KEYS = ("at", "drift", "std", "weight", "appear", "die", "jumps")
 _SCENARIO_KEYS = ("dim", "std", "centres")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(SspError, ValueError):
     """A scenario that cannot be generated; the message names the field and the problem."""
 
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig, TopicsConfig
+from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig, TopicsConfig, TrainConfig
 from ssp.kafka.records import StreamTweet, split_records, write_dead_letters
 from ssp.model.export import ExportError, read_model_card
-from ssp.serving.cli import default_model_base_path
+from ssp.serving.layout import served_model_folder, version_folder
 from ssp.storage.postgres import (
     copy_csv_ignore_conflicts,
     copy_insert_ignore_conflicts,
@@ -213,7 +213,7 @@ def card_threshold(base_path: Path, version: int) -> tuple[float | None, str]:
     True
     """
     try:
-        card = read_model_card(Path(base_path) / str(version))
+        card = read_model_card(version_folder(base_path, version))
     except (ExportError, OSError) as err:
         return None, str(err)
     value = card.get("threshold") if isinstance(card, dict) else None
@@ -377,7 +377,7 @@ def classify_settings(config: ClassifyConfig, serve: ServeConfig, *, topic: str 
     model_name = model_name or serve.model_name
     PredictClient(model_url, model_name).close()  # the client's own checks name a bad URL or model name
     # as `ssp serve` finds the versions, so the cards read are those of the versions served
-    base_path = Path(model_base_path or serve.model_base_path or default_model_base_path(model_name))
+    base_path = served_model_folder(model_name, TrainConfig().models_path, model_base_path, serve.model_base_path)
     return ClassifySettings(topic, tables, threshold, model_url, model_name, base_path)
 
 

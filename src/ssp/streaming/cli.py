@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig
-from ssp.errors import SspError
+from ssp.errors import SspError, reported
 
 
 @click.command("ingest")
@@ -35,7 +35,7 @@ def ingest(topic, table_prefix, version, max_records, until_idle, checkpoint_dir
     infra_config, config = InfraConfig(), IngestConfig()
     # an unsafe prefix is refused here, before Spark starts
     table = versioned_table_name(table_prefix or config.table_prefix, config.version if version is None else version)
-    try:
+    with reported(f"ingesting into {table}", RuntimeError):  # a failed stream; a local stack that is not up
         spark = spark_session(f"ssp-ingest-{table}", infra_config)
         with progress_bar(f"ingesting into {table}", max_records) as advance:
             result = run_ingest(
@@ -43,8 +43,6 @@ def ingest(topic, table_prefix, version, max_records, until_idle, checkpoint_dir
                 max_records=max_records, until_idle=until_idle,
                 checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, on_progress=advance,
             )
-    except RuntimeError as err:  # a failed stream; a local stack that is not up
-        raise SspError(str(err)) from err
     click.echo(result.line())
 
 
@@ -78,9 +76,7 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
     While the server is down or failing, the micro-batch waits and runs again (the log says so) and nothing is
     written without a prediction. Stops on Ctrl-C or SIGTERM, after --max-records, or after --until-idle.
     """
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from ssp.errors import database_error
     from ssp.infra.spark import spark_session
     from ssp.progress import progress_bar, summary
     from ssp.streaming.classify import classify_settings, run_classify
@@ -92,14 +88,10 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
     if until_idle is not None and not until_idle > 0:
         raise click.BadParameter(f"must be above 0 seconds, got {until_idle}", param_hint="--until-idle")
     infra_config, config, serve = InfraConfig(), ClassifyConfig(), ServeConfig()
-    try:
+    with reported("reading the classify settings", ValueError):  # unsafe table names, a bad threshold or URL
         settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
                                      model_url=model_url, model_name=model_name, model_base_path=model_base_path)
-    except SspError:
-        raise
-    except ValueError as err:  # unsafe table names, a threshold out of range, a bad URL: each names its input
-        raise SspError(str(err)) from err
-    try:
+    with reported("creating the classification tables", RuntimeError):  # a failed stream
         spark = spark_session(f"ssp-classify-{settings.tables.classified}", infra_config)
         with progress_bar(f"classifying {settings.topic} into {settings.tables.classified}", max_records) as advance:
             result = run_classify(
@@ -109,12 +101,6 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
                 until_idle=until_idle, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
                 on_progress=advance,
             )
-    except SspError:  # a model server given up on, ...: shown as they are
-        raise
-    except RuntimeError as err:  # a failed stream
-        raise SspError(str(err)) from err
-    except SQLAlchemyError as err:
-        raise database_error(err, "creating the classification tables") from err
     summary(result.line())
 
 

@@ -9,30 +9,11 @@ import click
 
 from ssp.config import CLUSTER_ALGORITHMS as ALGORITHMS
 from ssp.config import ClusterConfig, InfraConfig
-from ssp.errors import SspError
+from ssp.errors import SspError, reported
 
 _VERSION_HELP = "Table version: cluster_assignments_<v> and cluster_centres_<v> (default: ClusterConfig.version)."
 _JOB_HELP = "Job name in cluster_models (default: ClusterConfig.job, else <algorithm>:<topic>; for show, view and " \
             "plot the version's job updated last)."
-
-
-def _database_errors(doing: str):
-    """Turn database errors met while ``doing`` into one-line SspErrors."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def guard():
-        import psycopg2
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from ssp.errors import database_error
-
-        try:
-            yield
-        except (SQLAlchemyError, psycopg2.Error) as err:
-            raise database_error(err, doing) from err
-
-    return guard()
 
 
 @click.group("cluster")
@@ -87,17 +68,12 @@ def stream(algorithm, topic, version, job, k, dim, decay_factor, half_life, time
     options = dict(topic=topic, version=version, job=job, k=k, dim=dim, decay_factor=decay_factor,
                    half_life=half_life, time_unit=time_unit, init=init, seed=seed)
     settings = cluster_settings(config, algorithm=algorithm, **options)  # a ClusterStreamError is an SspError
-    with _database_errors(f"writing {settings.tables.assignments}"):
-        try:
-            spark = spark_session(f"ssp-cluster-{settings.tables.assignments}", infra)
-            with progress_bar(f"clustering {settings.topic} into {settings.tables.assignments}", max_records) as advance:
-                result = run_cluster_stream(
-                    spark, infra=infra, config=config, **options, max_records=max_records, until_idle=until_idle,
-                    checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, on_progress=advance)
-        except SspError:
-            raise
-        except RuntimeError as err:  # a failed stream
-            raise SspError(str(err)) from err
+    with reported(f"writing {settings.tables.assignments}", RuntimeError):  # a failed stream
+        spark = spark_session(f"ssp-cluster-{settings.tables.assignments}", infra)
+        with progress_bar(f"clustering {settings.topic} into {settings.tables.assignments}", max_records) as advance:
+            result = run_cluster_stream(
+                spark, infra=infra, config=config, **options, max_records=max_records, until_idle=until_idle,
+                checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, on_progress=advance)
     summary(result.line())
 
 
@@ -114,7 +90,7 @@ def show(version, job, as_json) -> None:
 
     version = ClusterConfig().version if version is None else version
     click.echo(f"reading the newest model of version {version} ...", err=True)
-    with _database_errors("reading cluster_models"):
+    with reported("reading cluster_models"):
         view = cluster_show(InfraConfig().database_url, version, job)
     if as_json:
         click.echo(json.dumps({"job": view.stored.job, "version": view.stored.version,
@@ -145,7 +121,7 @@ def view(version, job, host, port, points) -> None:
     config = ClusterConfig()
     version = config.version if version is None else version
     start = time.monotonic()
-    with _database_errors("starting the cluster view"):
+    with reported("starting the cluster view"):
         server = serve_view(InfraConfig().database_url, version, port or config.view_port,
                             host=host or config.view_host, job=job, poll_ms=config.view_poll_ms,
                             points=points or config.view_points, trail=config.view_trail)
@@ -181,7 +157,7 @@ def plot(version, job, output, points, trail) -> None:
     version = config.version if version is None else version
     output = Path(output or f"cluster_{version}.png")
     click.echo(f"plotting version {version} to {output} ...", err=True)
-    with _database_errors(f"reading cluster_assignments_{version}"):
+    with reported(f"reading cluster_assignments_{version}"):
         result = cluster_plot(InfraConfig().database_url, version, output, job=job,
                               points=points or config.plot_points, trail=trail or config.plot_trail)
     summary(result.line())
