@@ -249,3 +249,52 @@ def test_bad_points_go_to_dead_letters_and_leave_the_model_alone(spark, stack, d
     assert f"plotted {good} points" in plotted.output and png.read_bytes().startswith(b"\x89PNG")
     missing = runner.invoke(cluster, ["show", "--version", str(fresh_version())])
     assert missing.exit_code == 1 and "no clustering model for version" in missing.output
+
+
+DP_SCENARIO = {"dim": 2, "std": 0.6, "centres": [
+    {"at": [0, 0]}, {"at": [12, 0]}, {"at": [0, 12]},
+    {"at": [12, 12], "appear": 6},  # born mid-stream: DP-means opens a cluster for it on the driver
+]}
+
+
+def test_dpmeans_stream_opens_clusters_and_resumes_to_the_model_learn_many_builds(spark, stack, db, unique_name,
+                                                                                  tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    from ssp.clustering import DPMeans, model_from_state
+
+    n, lam = 1600, 16.0  # 100 points a second of stream time: the fourth centre appears at point 600
+    topic, version, job = unique_name("dppoints"), fresh_version(), "dp"
+    tables = ClusterTables.for_version(version)
+    send_points(topic, points_payloads(n, seed=4, rate=100, scenario=DP_SCENARIO))
+    run = dict(infra=stack, config=config(algorithm="dpmeans", dp_lambda=lam, half_life=None), topic=topic,
+               version=version, job=job, checkpoint_dir=tmp_path / "checkpoint")
+    first = run_cluster_stream(spark, max_records=n // 2, **run)
+    second = run_cluster_stream(spark, max_records=n - first.seen, **run)  # a restart resumes the stored model
+    assert second.resumed_from is not None and first.points + second.points == n
+
+    rows = assignments(db, tables, job)
+    with db.cursor() as cur:
+        cur.execute("SELECT state FROM cluster_models WHERE job = %s AND version = %s ORDER BY batch_id DESC LIMIT 1",
+                    (job, version))
+        stored = model_from_state(cur.fetchone()[0])
+    # the executors' local steps, merged in Kafka order, and the driver's global step are learn_many's,
+    # batch for batch: the same final labels (births and merges applied) and the same model
+    replay = DPMeans(lambda_=lam, merge_within=ClusterConfig().dp_merge_within,
+                     retire_below=ClusterConfig().dp_retire_below, seed=SEED)
+    batches: dict[int, list[tuple]] = {}
+    for row in rows:
+        batches.setdefault(row[0], []).append(row)
+    for batch_id in sorted(batches):
+        labels = replay.learn_predict_many(np.array([row[5] for row in batches[batch_id]]))
+        assert labels.tolist() == [row[4] for row in batches[batch_id]], f"batch {batch_id}"
+    assert stored.cluster_ids.tolist() == replay.cluster_ids.tolist()
+    np.testing.assert_allclose(stored.centres, replay.centres, rtol=0, atol=1e-9)
+    # the clustering is right: four clusters, one for each centre, the late one included
+    assert len(stored.cluster_ids) == 4
+    with db.cursor() as cur:
+        cur.execute(f"SELECT truth, cluster FROM {tables.assignments} WHERE job = %s", (job,))
+        truth, found = zip(*cur.fetchall(), strict=True)
+        cur.execute(f"SELECT count(DISTINCT cluster) FROM {tables.centres} WHERE job = %s", (job,))
+        assert cur.fetchone()[0] >= 4
+    assert adjusted_rand_score(truth, found) > 0.98

@@ -332,7 +332,7 @@ class ActiveLearningConfig:
     simulate_weak_background: int = 0  # synthetic tweets the label model also fits on, beside the pool
 
 
-CLUSTER_ALGORITHMS = ("kmeans",)
+CLUSTER_ALGORITHMS = ("kmeans", "dpmeans")
 
 
 @gin.configurable
@@ -362,6 +362,12 @@ class ClusterConfig:
     init: str = "kmeans++"
     seed: int = 42  # seeds the initial centres
     init_weight: float = 1.0
+    # dpmeans: a point farther than sqrt(dp_lambda) from every centre opens a cluster; None derives
+    # lambda from k on the first micro-batch (farthest-first); centres closer than dp_merge_within *
+    # lambda (squared) merge; clusters below dp_retire_below of the total weight are retired
+    dp_lambda: float | None = None
+    dp_merge_within: float = 1.0
+    dp_retire_below: float = 0.01
     dead_letter_table: str = "dead_letter_points"
     max_record_bytes: int = 64 * 1024
     max_offsets_per_trigger: int = 10_000

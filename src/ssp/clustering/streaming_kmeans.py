@@ -109,6 +109,7 @@ __all__ = [
     "assign",
     "cluster_sums",
     "decay_from_half_life",
+    "resolve_forgetting",
 ]
 
 TIME_UNITS = ("batches", "points")
@@ -129,6 +130,28 @@ def decay_from_half_life(half_life: float) -> float:
             or half_life <= 0:
         raise ValueError(f"half_life must be a positive finite number, got {half_life!r}")
     return math.exp(math.log(0.5) / half_life)
+
+
+def resolve_forgetting(decay_factor: float | None, half_life: float | None) -> float:
+    """The decay factor per time unit of a model given ``decay_factor`` in [0, 1] or ``half_life`` > 0
+    (not both; neither: 1.0, no forgetting). Every model of ssp.clustering forgets by this rule.
+
+    >>> resolve_forgetting(None, None), resolve_forgetting(0.25, None), resolve_forgetting(None, 1)
+    (1.0, 0.25, 0.5)
+    >>> resolve_forgetting(1.5, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: decay_factor must be a number between 0 and 1, got 1.5
+    """
+    if decay_factor is not None and half_life is not None:
+        raise ValueError("give decay_factor or half_life, not both")
+    if half_life is not None:
+        return decay_from_half_life(half_life)
+    if decay_factor is None:
+        return 1.0
+    if isinstance(decay_factor, bool) or not isinstance(decay_factor, (int, float)) or not 0.0 <= decay_factor <= 1.0:
+        raise ValueError(f"decay_factor must be a number between 0 and 1, got {decay_factor!r}")
+    return float(decay_factor)
 
 
 def assign(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -204,15 +227,7 @@ class StreamingKMeans:
         _check_count("init_sample", init_sample)
         if time_unit not in TIME_UNITS:
             raise ValueError(f"time_unit must be 'batches' or 'points', got {time_unit!r}")
-        if decay_factor is not None and half_life is not None:
-            raise ValueError("give decay_factor or half_life, not both")
-        if half_life is not None:
-            decay_factor = decay_from_half_life(half_life)
-        elif decay_factor is None:
-            decay_factor = 1.0
-        elif isinstance(decay_factor, bool) or not isinstance(decay_factor, (int, float)) \
-                or not 0.0 <= decay_factor <= 1.0:
-            raise ValueError(f"decay_factor must be a number between 0 and 1, got {decay_factor!r}")
+        decay_factor = resolve_forgetting(decay_factor, half_life)
         _check_number("init_weight", init_weight, minimum=0.0)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an integer, got {seed!r}")

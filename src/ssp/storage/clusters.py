@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -251,6 +251,7 @@ class BatchCommit:
     # point a cluster took only on the driver (a birth), as (kafka_partition, kafka_offset, cluster)
     cluster_ids: Sequence[int] = ()
     relabels: Sequence[tuple[int, int, int]] = ()
+    merges: dict[int, int] = field(default_factory=dict)  # clusters merged away in the batch -> their survivors
     points: int = 0
     dead: int = 0
     learned: bool = False
@@ -298,6 +299,9 @@ def commit_batch(conn, tables: ClusterTables, commit: BatchCommit) -> bool:
                      "cluster) WHERE s.job = v.job AND s.batch_id = v.batch_id AND s.kafka_partition = v.p "
                      "AND s.kafka_offset = v.o",
                 [(commit.job, commit.batch_id, p, o, c) for p, o, c in commit.relabels], page_size=1000)
+        for absorbed, survivor in commit.merges.items():  # the batch's points of a cluster merged away
+            cur.execute(f"UPDATE {tables.stage} SET cluster = %s WHERE job = %s AND batch_id = %s AND cluster = %s",
+                        (survivor, commit.job, commit.batch_id, absorbed))
         columns = ", ".join(ASSIGNMENT_COLUMNS)
         cur.execute(
             f"INSERT INTO {tables.assignments} ({columns}) SELECT {columns} FROM {tables.stage} "

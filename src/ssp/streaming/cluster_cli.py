@@ -24,11 +24,16 @@ def cluster() -> None:
 
 @cluster.command("stream")
 @click.option("--algorithm", type=click.Choice(ALGORITHMS), default=None,
-              help="Clustering algorithm (default: ClusterConfig.algorithm, kmeans).")
+              help="kmeans: Spark MLlib's streaming k-means (k clusters); dpmeans: online DP-means, the number "
+                   "of clusters follows the data (default: ClusterConfig.algorithm, kmeans).")
 @click.option("--topic", default=None, help="Kafka topic of points to read (default: TopicsConfig.points_topic).")
 @click.option("--version", "version", type=click.IntRange(min=0), default=None, help=_VERSION_HELP)
 @click.option("--job", default=None, help=_JOB_HELP)
-@click.option("--k", "k", type=click.IntRange(min=1), default=None, help="Number of clusters (default: ClusterConfig.k).")
+@click.option("--k", "k", type=click.IntRange(min=1), default=None,
+              help="Number of clusters; for dpmeans without --lambda, about how many (default: ClusterConfig.k).")
+@click.option("--lambda", "lambda_", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="dpmeans: the squared distance beyond which a point opens a cluster (default: "
+                   "ClusterConfig.dp_lambda, else derived from --k on the first micro-batch).")
 @click.option("--dim", type=click.IntRange(min=1), default=None,
               help="Coordinates per point (default: ClusterConfig.dim, else the first valid point's).")
 @click.option("--decay", "decay_factor", type=click.FloatRange(0.0, 1.0), default=None,
@@ -46,12 +51,14 @@ def cluster() -> None:
               help="Stop when no record arrived for this many seconds.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Spark checkpoint folder (default: under the state dir, per topic, version and job).")
-def stream(algorithm, topic, version, job, k, dim, decay_factor, half_life, time_unit, init, seed, max_records,
-           until_idle, checkpoint_dir) -> None:
-    """Cluster the points of a Kafka topic with streaming k-means, one model update per micro-batch.
+def stream(algorithm, topic, version, job, k, lambda_, dim, decay_factor, half_life, time_unit, init, seed,
+           max_records, until_idle, checkpoint_dir) -> None:
+    """Cluster the points of a Kafka topic (streaming k-means or online DP-means), one model update per
+    micro-batch.
 
     Executors assign points to the broadcast centres and add up per-cluster sums; the driver folds them into
-    the model (MLlib's rule, with forgetting) and writes the assignments, the centres and the model state in one
+    the model (MLlib's rule, with forgetting; for DP-means it also opens clusters for the points no centre
+    took, and merges and retires clusters) and writes the assignments, the centres and the model state in one
     transaction per micro-batch. Bad points go to the dead-letter table with the reason. A restart resumes from
     the last committed model, so a killed job ends with the model an uninterrupted one has. Stops on Ctrl-C or
     SIGTERM, after --max-records, or after --until-idle.
@@ -65,9 +72,10 @@ def stream(algorithm, topic, version, job, k, dim, decay_factor, half_life, time
     if until_idle is not None and not until_idle > 0:
         raise click.BadParameter(f"must be above 0 seconds, got {until_idle}", param_hint="--until-idle")
     infra, config = InfraConfig(), ClusterConfig()
-    options = dict(topic=topic, version=version, job=job, k=k, dim=dim, decay_factor=decay_factor,
-                   half_life=half_life, time_unit=time_unit, init=init, seed=seed)
-    settings = cluster_settings(config, algorithm=algorithm, **options)  # a ClusterStreamError is an SspError
+    options = dict(algorithm=algorithm, topic=topic, version=version, job=job, k=k, dim=dim,
+                   decay_factor=decay_factor, half_life=half_life, time_unit=time_unit, init=init, seed=seed,
+                   lambda_=lambda_)
+    settings = cluster_settings(config, **options)  # a ClusterStreamError is an SspError
     with reported(f"writing {settings.tables.assignments}", RuntimeError):  # a failed stream
         spark = spark_session(f"ssp-cluster-{settings.tables.assignments}", infra)
         with progress_bar(f"clustering {settings.topic} into {settings.tables.assignments}", max_records) as advance:

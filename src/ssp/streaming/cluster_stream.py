@@ -60,7 +60,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from ssp.clustering.streaming_kmeans import StreamingKMeans
+from ssp.clustering import DPMeans, StreamingKMeans, model_from_state
 from ssp.config import CLUSTER_ALGORITHMS as ALGORITHMS
 from ssp.config import ClusterConfig, InfraConfig, TopicsConfig
 from ssp.errors import SspError
@@ -418,11 +418,19 @@ class ClusterSettings:
     max_offsets_per_trigger: int
     trigger_seconds: float
     starting_offsets: str
+    # DP-means: lambda (None: from k on the first micro-batch), merging and retiring of clusters
+    lambda_: float | None = None
+    merge_within: float = 1.0
+    retire_below: float = 0.01
 
-    def new_model(self, dim: int | None = None) -> StreamingKMeans:
-        """The model a fresh job starts with (its random centres are drawn once ``dim`` is known)."""
+    def new_model(self, dim: int | None = None):
+        """The model a fresh job starts with (k-means draws its centres once ``dim`` is known)."""
         forgetting = {"half_life": self.half_life} if self.half_life is not None else \
             {"decay_factor": self.decay_factor}
+        if self.algorithm == "dpmeans":
+            scale = {"lambda_": self.lambda_} if self.lambda_ is not None else {"k": self.k}
+            return DPMeans(**scale, **forgetting, merge_within=self.merge_within, retire_below=self.retire_below,
+                           seed=self.seed)
         return StreamingKMeans(self.k, dim=dim or self.dim, time_unit=self.time_unit, init_weight=self.init_weight,
                                seed=self.seed, init=self.init, init_sample=self.max_offsets_per_trigger,
                                **forgetting)
@@ -439,7 +447,7 @@ def cluster_settings(config: ClusterConfig | None = None, *, topic: str | None =
                      job: str | None = None, k: int | None = None, dim: int | None = None,
                      decay_factor: float | None = None, half_life: float | None = None,
                      time_unit: str | None = None, seed: int | None = None, algorithm: str | None = None,
-                     init: str | None = None) -> ClusterSettings:
+                     init: str | None = None, lambda_: float | None = None) -> ClusterSettings:
     """The settings of a run: the arguments given, else ``config``'s. A ``decay_factor`` or ``half_life``
     given here replaces the configured forgetting; bad values raise :class:`ClusterStreamError`.
 
@@ -469,8 +477,12 @@ def cluster_settings(config: ClusterConfig | None = None, *, topic: str | None =
             half_life=half_life, time_unit=time_unit or config.time_unit, seed=config.seed if seed is None else seed,
             init=init or config.init, init_weight=config.init_weight, max_record_bytes=config.max_record_bytes,
             max_offsets_per_trigger=config.max_offsets_per_trigger, trigger_seconds=config.trigger_seconds,
-            starting_offsets=config.starting_offsets,
+            starting_offsets=config.starting_offsets, lambda_=config.dp_lambda if lambda_ is None else lambda_,
+            merge_within=config.dp_merge_within, retire_below=config.dp_retire_below,
         )
+        if algorithm != "kmeans" and (settings.time_unit != "batches" or settings.dim is not None):
+            raise ClusterStreamError(f"{algorithm} forgets per micro-batch and takes the dimension from the stream: "
+                                     "leave out --time-unit points and --dim")
         settings.new_model()  # the model's own checks: k, dim, forgetting, time unit, seed
     except ClusterStreamError:
         raise
@@ -479,19 +491,24 @@ def cluster_settings(config: ClusterConfig | None = None, *, topic: str | None =
     return settings
 
 
-def resume_model(stored: StoredModel, settings: ClusterSettings) -> StreamingKMeans:
-    """The committed model, checked against the settings asked for: resuming must not silently change
-    ``k``, the dimension or the forgetting."""
+def resume_model(stored: StoredModel, settings: ClusterSettings):
+    """The committed model, checked against the settings asked for: resuming must not silently change the
+    algorithm, ``k`` (or lambda), the dimension or the forgetting."""
     try:
-        model = StreamingKMeans.from_state(stored.state)
+        model = model_from_state(stored.state)
     except ValueError as err:
         raise ClusterStreamError(f"the model of job {stored.job!r} at batch {stored.batch_id} cannot be read: {err}") \
             from err
     wanted = settings.new_model()
-    differences = [f"{name} {have!r} (asked: {want!r})" for name, have, want in (
-        ("k", model.k, wanted.k), ("time_unit", model.time_unit, wanted.time_unit),
-        ("decay_factor", model.decay_factor, wanted.decay_factor),
-    ) if have != want and not (isinstance(have, float) and math.isclose(have, want, rel_tol=1e-12))]
+    checks = [("algorithm", stored.algorithm, settings.algorithm), ("decay_factor", model.decay_factor,
+                                                                     wanted.decay_factor)]
+    if isinstance(model, StreamingKMeans):
+        checks += [("k", model.k, wanted.k), ("time_unit", model.time_unit, wanted.time_unit)]
+    elif settings.lambda_ is not None:
+        checks.append(("lambda", model.lambda_, settings.lambda_))
+    differences = [f"{name} {have!r} (asked: {want!r})" for name, have, want in checks
+                   if have != want and not (isinstance(have, float) and isinstance(want, float)
+                                            and math.isclose(have, want, rel_tol=1e-12))]
     if settings.dim is not None and model.dim is not None and model.dim != settings.dim:
         differences.append(f"dim {model.dim} (asked: {settings.dim})")
     if differences:
@@ -501,8 +518,8 @@ def resume_model(stored: StoredModel, settings: ClusterSettings) -> StreamingKMe
     return model
 
 
-def _copy(model: StreamingKMeans) -> StreamingKMeans:
-    return StreamingKMeans.from_state(model.to_state())
+def _copy(model):
+    return model_from_state(model.to_state())
 
 
 class ClusterJob:
@@ -515,11 +532,11 @@ class ClusterJob:
         self.progress = StreamProgress()
         self.on_progress = on_progress
 
-    def _model_with_centres(self, records) -> StreamingKMeans:
+    def _model_with_centres(self, records):
         """The model to update with this micro-batch: a copy of the current one, given its initial centres
         (from the batch's first valid points, in Kafka order) if it has none yet."""
         model = _copy(self.model)
-        if model.initialised:
+        if model.initialised:  # DP models are from the start: their first points open their clusters
             return model
         limit = model.init_sample if model.init == "kmeans++" else 1
         found = sorted(((row["partition"], row["offset"], row["x"]) for row in records.mapInArrow(
@@ -555,19 +572,20 @@ class ClusterJob:
         folded = fold_partials(partials, kind)
         relabels: list[tuple[int, int, int]] = []
         counts: list[int] = []
+        merges: dict[int, int] = {}
         if folded.stats is not None:
             before = model.cluster_ids.tolist()
             update = model.global_step(folded.stats)
             final = [int(c) for c in getattr(update, "candidate_labels", ())]
             relabels = [(p, o, c) for (p, o), c in zip(folded.candidates, final, strict=True)]
-            counts = batch_counts(before, folded.stats["counts"], final, getattr(update, "merges", {}),
-                                  model.cluster_ids.tolist())
+            merges = {int(a): int(b) for a, b in getattr(update, "merges", {}).items()}
+            counts = batch_counts(before, folded.stats["counts"], final, merges, model.cluster_ids.tolist())
         learned = folded.stats is not None
         committed = self._commit(BatchCommit(
             job=self.settings.job, version=self.settings.tables.version, batch_id=batch_id,
             algorithm=self.settings.algorithm, state=model.to_state(),
             centres=model.centres.tolist() if learned else (), weights=model.weights.tolist() if learned else (),
-            counts=counts, cluster_ids=model.cluster_ids.tolist() if learned else (), relabels=relabels,
+            counts=counts, cluster_ids=model.cluster_ids.tolist() if learned else (), relabels=relabels, merges=merges,
             points=folded.good, dead=folded.dead, learned=learned,
         ))
         if committed:
@@ -644,6 +662,8 @@ def run_cluster_stream(
     time_unit: str | None = None,
     seed: int | None = None,
     init: str | None = None,
+    lambda_: float | None = None,
+    algorithm: str | None = None,
     max_records: int | None = None,
     until_idle: float | None = None,
     checkpoint_dir: Path | None = None,
@@ -653,7 +673,8 @@ def run_cluster_stream(
     seconds, or it is stopped (Ctrl-C, SIGTERM); resumes from the job's last committed model."""
     infra = infra or InfraConfig()
     settings = cluster_settings(config, topic=topic, version=version, job=job, k=k, dim=dim, decay_factor=decay_factor,
-                                half_life=half_life, time_unit=time_unit, seed=seed, init=init)
+                                half_life=half_life, time_unit=time_unit, seed=seed, init=init,
+                                lambda_=lambda_, algorithm=algorithm)
     checkpoint = Path(checkpoint_dir) if checkpoint_dir else cluster_checkpoint_dir(settings)
     engine = make_engine(infra.database_url)
     try:
@@ -692,26 +713,33 @@ class ClusterModelView:
     """A committed model as ``ssp cluster show`` prints it."""
 
     stored: StoredModel
-    model: StreamingKMeans
+    model: Any
+
+    def _shape(self) -> str:
+        m = self.model
+        unit = getattr(m, "time_unit", "batches")
+        forgetting = f"half-life {m.half_life:g} {unit}" if m.half_life is not None else \
+            f"decay factor {m.decay_factor:g} per {unit.removesuffix('es').removesuffix('s')}"
+        scale = f"k={m.k}" if isinstance(m, StreamingKMeans) else \
+            f"{len(m.cluster_ids)} clusters, lambda={m.lambda_:g}" if m.lambda_ is not None else f"k~{m.k}"
+        return f"{scale}  dim={m.dim}  {forgetting}"
 
     def lines(self) -> list[str]:
         m = self.model
-        forgetting = f"half-life {m.half_life:g} {m.time_unit}" if m.half_life is not None else \
-            f"decay factor {m.decay_factor:g} per {m.time_unit[:-1]}"
         out = [f"job {self.stored.job}  version {self.stored.version}  algorithm {self.stored.algorithm}  "
                f"micro-batch {self.stored.batch_id}  updated {self.stored.updated:%Y-%m-%d %H:%M:%S %Z}",
-               f"k={m.k}  dim={m.dim}  {forgetting}  batches learnt {m.n_batches}  points {m.n_points}"]
-        if not m.initialised:
-            return out + ["no centres yet: no valid point has arrived"]
-        for index, (centre, weight) in enumerate(zip(m.centres.tolist(), m.weights.tolist(), strict=True)):
+               f"{self._shape()}  batches learnt {m.n_batches}  points {m.n_points}"]
+        if not m.initialised or not len(m.cluster_ids):
+            return out + ["no clusters yet: no valid point has arrived"]
+        for cluster, centre, weight in zip(m.cluster_ids.tolist(), m.centres.tolist(), m.weights.tolist(), strict=True):
             coordinates = ", ".join(f"{c:.4f}" for c in centre)
-            out.append(f"  cluster {index}: weight {weight:12.4f}  centre [{coordinates}]")
+            out.append(f"  cluster {cluster}: weight {weight:12.4f}  centre [{coordinates}]")
         return out
 
     def line(self) -> str:
         m = self.model
         return (f"model of job {self.stored.job} (version {self.stored.version}) at micro-batch {self.stored.batch_id}: "
-                f"k={m.k}, dim={m.dim}, {m.n_batches} batches and {m.n_points} points learnt")
+                f"{self._shape().replace('  ', ', ')}, {m.n_batches} batches and {m.n_points} points learnt")
 
 
 def cluster_show(database_url: str, version: int, job: str | None = None,
@@ -728,7 +756,7 @@ def cluster_show(database_url: str, version: int, job: str | None = None,
         which = f"job {job!r} of version {version}" if job else f"version {version}"
         raise ClusterStreamError(f"no clustering model for {which} yet: run `ssp cluster stream --version {version}`")
     try:
-        model = StreamingKMeans.from_state(stored.state)
+        model = model_from_state(stored.state)
     except ValueError as err:
         raise ClusterStreamError(f"the model of job {stored.job!r} cannot be read: {err}") from err
     return ClusterModelView(stored, model)
