@@ -98,6 +98,6 @@ def test_kmeans_demo_streams_clusters_and_serves_the_view_then_stops_cleanly(sta
         reader.join(10)
     text = "".join(output)
     assert code == 0, text[-3000:]
-    for name in ("points stream", "k-means stream", "cluster view"):
+    for name in ("points stream", "kmeans stream", "cluster view"):
         assert f"stopped {name} (exit code 0)" in text, text[-3000:]
     assert not port_is_open("127.0.0.1", port), "the view's port is still open after the demo stopped"

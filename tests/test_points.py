@@ -149,7 +149,7 @@ def test_bad_scenarios_are_named(spec, message):
 
 
 def test_bad_presets_and_source_settings_are_named():
-    with pytest.raises(ScenarioError, match=r"unknown preset 'wobble' \(presets: static, drift, events\)"):
+    with pytest.raises(ScenarioError, match=r"unknown preset 'wobble' \(presets: static, drift, events, merge\)"):
         load_scenario("wobble")
     with pytest.raises(ScenarioError, match=r"k must be an integer of 1 or more, got 0"):
         scenario_preset("static", k=0)
@@ -160,3 +160,15 @@ def test_bad_presets_and_source_settings_are_named():
         PointsSource(scenario).generate(-1)
     with pytest.raises(TypeError, match=r"scenario must be a Scenario"):
         PointsSource(EVERYTHING)  # type: ignore[arg-type]
+
+
+def test_the_merge_preset_brings_two_centres_together_into_one_with_both_shares():
+    scenario = scenario_preset("merge", k=3, dim=2, seed=5)
+    before, after = scenario.positions(89.9), scenario.positions(90.0)
+    assert set(before) == {0, 1, 2, 3} and set(after) == {2, 3, 4}
+    assert np.linalg.norm(np.subtract(before[0], before[1])) < 0.5  # they have met
+    np.testing.assert_allclose(after[4], np.add(before[0], before[1]) / 2, atol=0.05)
+    _, _, truth = PointsSource(scenario, seed=5, rate=100).arrays(12_000)  # 120 s
+    late = truth[9_000:]
+    assert set(np.unique(late)) == {2, 3, 4}
+    assert 0.4 < np.mean(late == 4) < 0.6  # the merged centre draws both shares: 2 of 4

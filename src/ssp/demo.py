@@ -161,13 +161,16 @@ def start_children(plan: list[tuple[Child, str | None, str]], echo) -> list[Chil
 
 
 # ---------------------------------------------------------------- the command
-USE_CASES = ("tweets", "kmeans")
+USE_CASES = ("tweets", "kmeans", "dp")
+# the clustering use cases: the algorithm and the points scenario each one shows
+CLUSTER_DEMOS = {"kmeans": ("kmeans", "events"), "dp": ("dpmeans", "merge")}
 
 
 @click.command("demo")
 @click.option("--use-case", type=click.Choice(USE_CASES), default="tweets", show_default=True,
               help="tweets: the AI-tweet pipeline (dashboard, tagger). kmeans: streaming k-means on a drifting "
-                   "points stream with its live view.")
+                   "points stream with its live view. dp: online DP-means on points whose clusters appear and "
+                   "merge.")
 @click.option("--tweets", type=click.IntRange(min=100), default=20_000, show_default=True,
               help="Tweets: synthetic tweets for the first dataset.")
 @click.option("--version", "version", type=click.IntRange(min=0), default=0, show_default=True,
@@ -176,7 +179,7 @@ USE_CASES = ("tweets", "kmeans")
               help="Records per second of the live stream: tweets the classifier sees (default 20) or points "
                    "(default 200).")
 @click.option("--half-life", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="kmeans: the model's half-life in micro-batches, so it follows the moving centres.")
+              help="kmeans, dp: the model's half-life in micro-batches, so it follows the moving centres.")
 @click.option("--duration", type=click.FloatRange(min=1), default=None,
               help="Stop after this many seconds of running services (default: until Ctrl-C).")
 @click.pass_context
@@ -184,10 +187,11 @@ def demo(ctx: click.Context, use_case: str, tweets: int, version: int, rate: flo
          duration: float | None) -> None:
     """The whole cycle on the embedded default: local stack, synthetic stream, ingest, dataset, Snorkel labels,
     a first model; then the model server, live classification, the dashboard and the tagger, with their URLs.
-    With --use-case kmeans: the stack, a drifting points stream, streaming k-means and its live view.
+    With --use-case kmeans (or dp): the stack, a points stream, streaming k-means (or DP-means) and its live
+    view.
     Ctrl-C stops everything."""
-    if use_case == "kmeans":
-        _kmeans_demo(ctx, version, 200.0 if rate is None else rate, half_life, duration)
+    if use_case in CLUSTER_DEMOS:
+        _cluster_demo(ctx, *CLUSTER_DEMOS[use_case], version, 200.0 if rate is None else rate, half_life, duration)
     else:
         _tweets_demo(ctx, tweets, version, 20.0 if rate is None else rate, duration)
 
@@ -198,7 +202,8 @@ def _gin(ctx: click.Context) -> dict[str, tuple[str, ...]]:
     return {"gin_files": tuple(root.get("gin_files") or ()), "gin_params": tuple(root.get("gin_params") or ())}
 
 
-def _kmeans_demo(ctx: click.Context, version: int, rate: float, half_life: float, duration: float | None) -> None:
+def _cluster_demo(ctx: click.Context, algorithm: str, scenario: str, version: int, rate: float, half_life: float,
+                  duration: float | None) -> None:
     from ssp.config import ClusterConfig, InfraConfig, ProducerConfig
     from ssp.infra.cli import infra_up
 
@@ -210,12 +215,13 @@ def _kmeans_demo(ctx: click.Context, version: int, rate: float, half_life: float
     view_url = f"http://{cluster.view_host}:{cluster.view_port}/"
     children = [
         (Child("points stream", ssp_argv("produce", "--source", "points", "--rate", str(rate), "--max-records",
-                                         str(10**12), "--seed", str(int(time.time())), **gin), logs / "points.log"),
-         None, f"[2/4] streaming points at {rate:g}/s: {points.points_k} drifting centres, scenario "
-               f"{points.points_scenario!r} (logs in {logs})"),
-        (Child("k-means stream", ssp_argv("cluster", "stream", "--algorithm", "kmeans", "--version", str(version),
-                                          "--half-life", str(half_life), **gin), logs / "kmeans.log"),
-         None, f"[3/4] starting streaming k-means (k={cluster.k}, half-life {half_life:g} micro-batches) on Spark "
+                                         str(10**12), "--seed", str(int(time.time())), "--scenario", scenario, **gin),
+               logs / "points.log"),
+         None, f"[2/4] streaming points at {rate:g}/s: {points.points_k} centres, scenario {scenario!r} "
+               f"(logs in {logs})"),
+        (Child(f"{algorithm} stream", ssp_argv("cluster", "stream", "--algorithm", algorithm, "--version", str(version),
+                                               "--half-life", str(half_life), **gin), logs / f"{algorithm}.log"),
+         None, f"[3/4] starting {algorithm} (k={cluster.k}, half-life {half_life:g} micro-batches) on Spark "
                f"{InfraConfig().resolved_spark_master}"),
         (Child("cluster view", ssp_argv("cluster", "view", "--version", str(version), **gin), logs / "view.log"),
          view_url, "[4/4] starting the live view"),

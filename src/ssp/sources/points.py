@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 DEFAULT_START = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)  # the synthetic tweets' start too
-PRESETS = ("static", "drift", "events")
+PRESETS = ("static", "drift", "events", "merge")
 _CHUNK = 1024  # points drawn per step; fixed, so a stream's points do not depend on how many are asked for
 _CENTRE_KEYS = ("at", "drift", "std", "weight", "appear", "die", "jumps")
 _SCENARIO_KEYS = ("dim", "std", "centres")
@@ -254,6 +254,19 @@ def _unit_directions(rng: np.random.Generator, k: int, dim: int) -> np.ndarray:
     return directions / np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-12)
 
 
+def _merging(places: np.ndarray, k: int, dim: int) -> list[dict[str, Any]]:
+    """The ``merge`` preset's centres (see :func:`scenario_preset`) from k + 2 ``places``."""
+    centres: list[dict[str, Any]] = [{"at": places[i].tolist()} for i in range(k)]
+    centres.append({"at": places[k].tolist(), "appear": 30})
+    if k >= 2:
+        meet, middle = 90.0, (places[0] + places[1]) / 2
+        for i in (0, 1):  # each drifts to the midpoint, where both give way to one centre at 90 s
+            centres[i] = {"at": places[i].tolist(), "drift": np.round((middle - places[i]) / meet, 6).tolist(),
+                          "die": meet}
+        centres.append({"at": np.round(middle, 3).tolist(), "appear": meet, "weight": 2})
+    return centres
+
+
 def scenario_preset(name: str, *, k: int = 3, dim: int = 2, seed: int = 42, std: float = 1.0,
                     speed: float = 0.05) -> Scenario:
     """A ready scenario of ``k`` centres in ``dim`` dimensions, placed by ``seed``:
@@ -262,10 +275,16 @@ def scenario_preset(name: str, *, k: int = 3, dim: int = 2, seed: int = 42, std:
     * ``drift``: each moves ``speed`` a second in its own direction;
     * ``events``: drift, and centre 0 jumps at 60 s, a new centre appears at 90 s and (with two or
       more) centre 1 dies at 120 s.
+    * ``merge`` (for the algorithms that find the number of clusters): static centres, a new one
+      appearing at 30 s, and (with two or more) centres 0 and 1 drifting towards each other until they
+      become one at 90 s, at their midpoint, with both their shares.
 
     >>> events = scenario_preset("events", k=3, dim=2, seed=1)
     >>> len(events.centres), sum(events.alive(0)), sum(events.alive(100)), sum(events.alive(130))
     (4, 3, 4, 3)
+    >>> merge = scenario_preset("merge", k=3, dim=2, seed=1)
+    >>> sum(merge.alive(0)), sum(merge.alive(40)), sum(merge.alive(95))
+    (3, 4, 3)
     """
     if name not in PRESETS:
         raise ScenarioError(f"scenario: unknown preset {name!r} (presets: {', '.join(PRESETS)})")
@@ -273,11 +292,13 @@ def scenario_preset(name: str, *, k: int = 3, dim: int = 2, seed: int = 42, std:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ScenarioError(f"scenario: {what} must be an integer of 1 or more, got {value!r}")
     rng = np.random.default_rng([seed, 0x5CE])
-    extra = 1 if name == "events" else 0
+    extra = 1 if name in ("events", "merge") else 0
     places = _spread_positions(rng, k + extra * 2, dim, std)  # the last: where centre 0 jumps to
     drifts = _unit_directions(rng, k + extra, dim) * (0.0 if name == "static" else speed)
     centres: list[dict[str, Any]] = [{"at": places[i].tolist(), "drift": np.round(drifts[i], 6).tolist()}
                                      for i in range(k)]
+    if name == "merge":
+        return parse_scenario({"dim": dim, "std": std, "centres": _merging(places, k, dim)})
     if name == "events":
         centres[0]["jumps"] = [{"t": 60, "to": places[k + 1].tolist()}]
         centres.append({"at": places[k].tolist(), "drift": np.round(drifts[k], 6).tolist(), "appear": 90})
