@@ -141,18 +141,21 @@ def demo_log_dir() -> Path:
     return default_state_dir() / "logs" / "demo"
 
 
-def start_children(plan: list[tuple[Child, str | None, str]], echo) -> list[Child]:
-    """Start each child of ``plan`` (child, URL to wait for or None, step text) in order; if one fails
-    to start or to answer, stop those already started and raise."""
+def start_children(plan: list[tuple[Child, str | None, str]], echo,
+                   pause_after: dict[int, float] | None = None) -> list[Child]:
+    """Start each child of ``plan`` (child, URL to wait for or None, step text) in order, waiting
+    ``pause_after[i]`` seconds after the i-th; if one fails to start or to answer, stop those already
+    started and raise."""
     started: list[Child] = []
     try:
-        for child, url, text in plan:
+        for index, (child, url, text) in enumerate(plan):
             if text:
                 echo(text)
             child.start()
             started.append(child)
             if url:
                 wait_for_http(url, child, 120)
+            time.sleep((pause_after or {}).get(index, 0.0))
     except BaseException:
         for child in reversed(started):
             child.stop()
@@ -204,7 +207,7 @@ def _gin(ctx: click.Context) -> dict[str, tuple[str, ...]]:
 
 def _cluster_demo(ctx: click.Context, algorithm: str, scenario: str, version: int, rate: float, half_life: float,
                   duration: float | None) -> None:
-    from ssp.config import ClusterConfig, InfraConfig, ProducerConfig
+    from ssp.config import ClusterConfig, InfraConfig, ProducerConfig, TopicsConfig
     from ssp.infra.cli import infra_up
 
     start = time.monotonic()
@@ -213,20 +216,26 @@ def _cluster_demo(ctx: click.Context, algorithm: str, scenario: str, version: in
     ctx.invoke(infra_up)
     gin, logs, cluster, points = _gin(ctx), demo_log_dir(), ClusterConfig(), ProducerConfig()
     view_url = f"http://{cluster.view_host}:{cluster.view_port}/"
+    # each run streams into a topic of its own, so its model learns this run's scenario from its start
+    stamp = int(time.time())
+    topic = f"{TopicsConfig().points_topic}_{stamp}"
     children = [
-        (Child("points stream", ssp_argv("produce", "--source", "points", "--rate", str(rate), "--max-records",
-                                         str(10**12), "--seed", str(int(time.time())), "--scenario", scenario, **gin),
-               logs / "points.log"),
-         None, f"[2/4] streaming points at {rate:g}/s: {points.points_k} centres, scenario {scenario!r} "
-               f"(logs in {logs})"),
-        (Child(f"{algorithm} stream", ssp_argv("cluster", "stream", "--algorithm", algorithm, "--version", str(version),
-                                               "--half-life", str(half_life), **gin), logs / f"{algorithm}.log"),
+        (Child("points stream", ssp_argv("produce", "--source", "points", "--topic", topic, "--rate", str(rate),
+                                         "--max-records", str(10**12), "--seed", str(stamp), "--scenario", scenario,
+                                         **gin), logs / "points.log"),
+         None, f"[2/4] streaming points into {topic} at {rate:g}/s: {points.points_k} centres, scenario "
+               f"{scenario!r} (logs in {logs})"),
+        (Child(f"{algorithm} stream", ssp_argv("cluster", "stream", "--algorithm", algorithm, "--topic", topic,
+                                               "--version", str(version), "--half-life", str(half_life), **gin),
+               logs / f"{algorithm}.log"),
          None, f"[3/4] starting {algorithm} (k={cluster.k}, half-life {half_life:g} micro-batches) on Spark "
                f"{InfraConfig().resolved_spark_master}"),
         (Child("cluster view", ssp_argv("cluster", "view", "--version", str(version), **gin), logs / "view.log"),
          view_url, "[4/4] starting the live view"),
     ]
-    started = start_children(children, echo)
+    # the stream job starts once the topic holds a few seconds of points, so its first micro-batch is not a
+    # handful of points (DP-means derives lambda from it)
+    started = start_children(children, echo, pause_after={0: 5.0})
     click.echo(f"demo ready in {time.monotonic() - start:.0f} s: open {view_url}")
     run_services(started, {"cluster view": view_url}, duration, echo)
     click.echo(f"demo stopped after {time.monotonic() - start:.0f} s; the stack is still up (`ssp infra down` stops it)")
