@@ -257,17 +257,29 @@ DP_SCENARIO = {"dim": 2, "std": 0.6, "centres": [
 ]}
 
 
-def test_dpmeans_stream_opens_clusters_and_resumes_to_the_model_learn_many_builds(spark, stack, db, unique_name,
-                                                                                  tmp_path):
+def dp_model(algorithm: str, lam: float):
+    """The model the stream job builds for ``algorithm`` from ClusterConfig's defaults."""
+    from ssp.clustering import DPGMM, DPMeans
+
+    defaults = ClusterConfig()
+    if algorithm == "dpgmm":
+        return DPGMM(alpha=defaults.dp_alpha, max_components=defaults.dp_max_components,
+                     covariance_type=defaults.dp_covariance, seed=SEED)
+    return DPMeans(lambda_=lam, merge_within=defaults.dp_merge_within, retire_below=defaults.dp_retire_below, seed=SEED)
+
+
+@pytest.mark.parametrize("algorithm", ["dpmeans", "dpgmm"])
+def test_dp_stream_opens_clusters_and_resumes_to_the_model_learn_many_builds(algorithm, spark, stack, db, unique_name,
+                                                                             tmp_path):
     from sklearn.metrics import adjusted_rand_score
 
-    from ssp.clustering import DPMeans, model_from_state
+    from ssp.clustering import model_from_state
 
     n, lam = 1600, 16.0  # 100 points a second of stream time: the fourth centre appears at point 600
     topic, version, job = unique_name("dppoints"), fresh_version(), "dp"
     tables = ClusterTables.for_version(version)
     send_points(topic, points_payloads(n, seed=4, rate=100, scenario=DP_SCENARIO))
-    run = dict(infra=stack, config=config(algorithm="dpmeans", dp_lambda=lam, half_life=None), topic=topic,
+    run = dict(infra=stack, config=config(algorithm=algorithm, dp_lambda=lam, half_life=None), topic=topic,
                version=version, job=job, checkpoint_dir=tmp_path / "checkpoint")
     first = run_cluster_stream(spark, max_records=n // 2, **run)
     second = run_cluster_stream(spark, max_records=n - first.seen, **run)  # a restart resumes the stored model
@@ -280,8 +292,7 @@ def test_dpmeans_stream_opens_clusters_and_resumes_to_the_model_learn_many_build
         stored = model_from_state(cur.fetchone()[0])
     # the executors' local steps, merged in Kafka order, and the driver's global step are learn_many's,
     # batch for batch: the same final labels (births and merges applied) and the same model
-    replay = DPMeans(lambda_=lam, merge_within=ClusterConfig().dp_merge_within,
-                     retire_below=ClusterConfig().dp_retire_below, seed=SEED)
+    replay = dp_model(algorithm, lam)
     batches: dict[int, list[tuple]] = {}
     for row in rows:
         batches.setdefault(row[0], []).append(row)
@@ -290,7 +301,8 @@ def test_dpmeans_stream_opens_clusters_and_resumes_to_the_model_learn_many_build
         assert labels.tolist() == [row[4] for row in batches[batch_id]], f"batch {batch_id}"
     assert stored.cluster_ids.tolist() == replay.cluster_ids.tolist()
     np.testing.assert_allclose(stored.centres, replay.centres, rtol=0, atol=1e-9)
-    # the clustering is right: four clusters, one for each centre, the late one included
+    # the clustering is right: four clusters, one for each centre, the late one included (a DPGMM holds its
+    # first points back, unlabelled (-1), until it has enough to set its prior)
     assert len(stored.cluster_ids) == 4
     with db.cursor() as cur:
         cur.execute(f"SELECT truth, cluster FROM {tables.assignments} WHERE job = %s", (job,))

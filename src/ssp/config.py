@@ -332,7 +332,7 @@ class ActiveLearningConfig:
     simulate_weak_background: int = 0  # synthetic tweets the label model also fits on, beside the pool
 
 
-CLUSTER_ALGORITHMS = ("kmeans", "dpmeans")
+CLUSTER_ALGORITHMS = ("kmeans", "dpmeans", "dpgmm")
 
 
 @gin.configurable
@@ -368,6 +368,10 @@ class ClusterConfig:
     dp_lambda: float | None = None
     dp_merge_within: float = 1.0
     dp_retire_below: float = 0.01
+    # dpgmm: the Dirichlet process's concentration, the most components, diag or full covariances
+    dp_alpha: float = 1.0
+    dp_max_components: int = 50
+    dp_covariance: str = "diag"
     dead_letter_table: str = "dead_letter_points"
     max_record_bytes: int = 64 * 1024
     max_offsets_per_trigger: int = 10_000

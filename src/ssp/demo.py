@@ -35,7 +35,7 @@ from ssp.config import default_state_dir
 from ssp.errors import SspError
 from ssp.signals import stop_on_sigterm
 
-STOP_TIMEOUT_SECONDS = 20.0
+STOP_TIMEOUT_SECONDS = 45.0  # a Spark job finishes its micro-batch (up to 20 s) and shuts its JVM down
 
 
 @dataclass
@@ -216,6 +216,9 @@ def _cluster_demo(ctx: click.Context, algorithm: str, scenario: str, version: in
     ctx.invoke(infra_up)
     gin, logs, cluster, points = _gin(ctx), demo_log_dir(), ClusterConfig(), ProducerConfig()
     view_url = f"http://{cluster.view_host}:{cluster.view_port}/"
+    # k-means keeps k clusters; DP-means derives lambda from about how many there are: the merge scenario
+    # peaks at one more than it starts with
+    k = cluster.k if algorithm == "kmeans" else points.points_k + 1
     # each run streams into a topic of its own, so its model learns this run's scenario from its start
     stamp = int(time.time())
     topic = f"{TopicsConfig().points_topic}_{stamp}"
@@ -226,9 +229,9 @@ def _cluster_demo(ctx: click.Context, algorithm: str, scenario: str, version: in
          None, f"[2/4] streaming points into {topic} at {rate:g}/s: {points.points_k} centres, scenario "
                f"{scenario!r} (logs in {logs})"),
         (Child(f"{algorithm} stream", ssp_argv("cluster", "stream", "--algorithm", algorithm, "--topic", topic,
-                                               "--version", str(version), "--half-life", str(half_life), **gin),
-               logs / f"{algorithm}.log"),
-         None, f"[3/4] starting {algorithm} (k={cluster.k}, half-life {half_life:g} micro-batches) on Spark "
+                                               "--version", str(version), "--half-life", str(half_life),
+                                               "--k", str(k), **gin), logs / f"{algorithm}.log"),
+         None, f"[3/4] starting {algorithm} (k={k}, half-life {half_life:g} micro-batches) on Spark "
                f"{InfraConfig().resolved_spark_master}"),
         (Child("cluster view", ssp_argv("cluster", "view", "--version", str(version), **gin), logs / "view.log"),
          view_url, "[4/4] starting the live view"),

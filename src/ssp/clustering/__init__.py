@@ -6,6 +6,8 @@ reach back. A test (``tests/test_streaming_kmeans.py``) walks this package's imp
 * :mod:`ssp.clustering.streaming_kmeans` -- Spark MLlib's streaming k-means, exactly, River-style.
 * :mod:`ssp.clustering.dpmeans` -- DP-means (Kulis & Jordan 2012), batch and online: the number of
   clusters follows the data.
+* :mod:`ssp.clustering.dpgmm` -- an online variational Dirichlet-process Gaussian mixture whose
+  posterior after a batch is the prior of the next, with births, merges and retirements.
 * :mod:`ssp.clustering.seeding` -- initial centres from data (k-means++).
 
 Every model has the same two halves for a distributed stream (``local_state``, ``local_step`` on the
@@ -17,7 +19,7 @@ executors, ``merge_stats``, ``global_step`` on the driver), ``cluster_ids`` / ``
 >>> model_from_state({"model": "nope"})
 Traceback (most recent call last):
 ...
-ValueError: not a clustering model state: model 'nope' (known: streaming_kmeans, dpmeans)
+ValueError: not a clustering model state: model 'nope' (known: streaming_kmeans, dpmeans, dpgmm)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ssp.clustering.dpgmm import DPGMM, DPGMMUpdate
 from ssp.clustering.dpmeans import DPMeans, DPUpdate, lambda_from_k
 from ssp.clustering.seeding import kmeans_plus_plus
 from ssp.clustering.streaming_kmeans import (
@@ -35,11 +38,11 @@ from ssp.clustering.streaming_kmeans import (
     resolve_forgetting,
 )
 
-__all__ = ["MODELS", "DPMeans", "DPUpdate", "StreamingKMeans", "assign", "cluster_sums", "decay_from_half_life",
+__all__ = ["MODELS", "DPGMM", "DPGMMUpdate", "DPMeans", "DPUpdate", "StreamingKMeans", "assign", "cluster_sums", "decay_from_half_life",
            "kmeans_plus_plus", "lambda_from_k", "model_from_state", "resolve_forgetting"]
 
 # the state's "model" name -> its class
-MODELS: dict[str, type] = {"streaming_kmeans": StreamingKMeans, "dpmeans": DPMeans}
+MODELS: dict[str, type] = {"streaming_kmeans": StreamingKMeans, "dpmeans": DPMeans, "dpgmm": DPGMM}
 
 
 def model_from_state(state: Mapping[str, Any]) -> Any:

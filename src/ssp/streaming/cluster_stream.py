@@ -60,7 +60,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from ssp.clustering import DPMeans, StreamingKMeans, model_from_state
+from ssp.clustering import DPGMM, DPMeans, StreamingKMeans, model_from_state
 from ssp.config import CLUSTER_ALGORITHMS as ALGORITHMS
 from ssp.config import ClusterConfig, InfraConfig, TopicsConfig
 from ssp.errors import SspError
@@ -422,11 +422,18 @@ class ClusterSettings:
     lambda_: float | None = None
     merge_within: float = 1.0
     retire_below: float = 0.01
+    # DPGMM: concentration, truncation, covariances
+    alpha: float = 1.0
+    max_components: int = 50
+    covariance: str = "diag"
 
     def new_model(self, dim: int | None = None):
         """The model a fresh job starts with (k-means draws its centres once ``dim`` is known)."""
         forgetting = {"half_life": self.half_life} if self.half_life is not None else \
             {"decay_factor": self.decay_factor}
+        if self.algorithm == "dpgmm":
+            return DPGMM(alpha=self.alpha, max_components=self.max_components, covariance_type=self.covariance,
+                         **forgetting, seed=self.seed)
         if self.algorithm == "dpmeans":
             scale = {"lambda_": self.lambda_} if self.lambda_ is not None else {"k": self.k}
             return DPMeans(**scale, **forgetting, merge_within=self.merge_within, retire_below=self.retire_below,
@@ -478,7 +485,8 @@ def cluster_settings(config: ClusterConfig | None = None, *, topic: str | None =
             init=init or config.init, init_weight=config.init_weight, max_record_bytes=config.max_record_bytes,
             max_offsets_per_trigger=config.max_offsets_per_trigger, trigger_seconds=config.trigger_seconds,
             starting_offsets=config.starting_offsets, lambda_=config.dp_lambda if lambda_ is None else lambda_,
-            merge_within=config.dp_merge_within, retire_below=config.dp_retire_below,
+            merge_within=config.dp_merge_within, retire_below=config.dp_retire_below, alpha=config.dp_alpha,
+            max_components=config.dp_max_components, covariance=config.dp_covariance,
         )
         if algorithm != "kmeans" and (settings.time_unit != "batches" or settings.dim is not None):
             raise ClusterStreamError(f"{algorithm} forgets per micro-batch and takes the dimension from the stream: "
@@ -504,8 +512,10 @@ def resume_model(stored: StoredModel, settings: ClusterSettings):
                                                                      wanted.decay_factor)]
     if isinstance(model, StreamingKMeans):
         checks += [("k", model.k, wanted.k), ("time_unit", model.time_unit, wanted.time_unit)]
-    elif settings.lambda_ is not None:
+    elif isinstance(model, DPMeans) and settings.lambda_ is not None:
         checks.append(("lambda", model.lambda_, settings.lambda_))
+    elif isinstance(model, DPGMM):
+        checks += [("alpha", model.alpha, settings.alpha), ("covariance", model.covariance_type, settings.covariance)]
     differences = [f"{name} {have!r} (asked: {want!r})" for name, have, want in checks
                    if have != want and not (isinstance(have, float) and isinstance(want, float)
                                             and math.isclose(have, want, rel_tol=1e-12))]
@@ -579,7 +589,9 @@ class ClusterJob:
             final = [int(c) for c in getattr(update, "candidate_labels", ())]
             relabels = [(p, o, c) for (p, o), c in zip(folded.candidates, final, strict=True)]
             merges = {int(a): int(b) for a, b in getattr(update, "merges", {}).items()}
-            counts = batch_counts(before, folded.stats["counts"], final, merges, model.cluster_ids.tolist())
+            # points per cluster: hard counts, or a mixture's expected counts (its responsibilities)
+            taken = folded.stats["counts"] if "counts" in folded.stats else folded.stats["n"]
+            counts = batch_counts(before, taken, final, merges, model.cluster_ids.tolist())
         learned = folded.stats is not None
         committed = self._commit(BatchCommit(
             job=self.settings.job, version=self.settings.tables.version, batch_id=batch_id,
@@ -720,8 +732,12 @@ class ClusterModelView:
         unit = getattr(m, "time_unit", "batches")
         forgetting = f"half-life {m.half_life:g} {unit}" if m.half_life is not None else \
             f"decay factor {m.decay_factor:g} per {unit.removesuffix('es').removesuffix('s')}"
-        scale = f"k={m.k}" if isinstance(m, StreamingKMeans) else \
-            f"{len(m.cluster_ids)} clusters, lambda={m.lambda_:g}" if m.lambda_ is not None else f"k~{m.k}"
+        if isinstance(m, StreamingKMeans):
+            scale = f"k={m.k}"
+        elif isinstance(m, DPGMM):
+            scale = f"{len(m.cluster_ids)} components, alpha={m.alpha:g}, {m.covariance_type} covariances"
+        else:
+            scale = f"{len(m.cluster_ids)} clusters, " + (f"lambda={m.lambda_:g}" if m.lambda_ is not None else f"k~{m.k}")
         return f"{scale}  dim={m.dim}  {forgetting}"
 
     def lines(self) -> list[str]:

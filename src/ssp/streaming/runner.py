@@ -14,7 +14,7 @@ from ssp.signals import stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
-STOP_WAIT_SECONDS = 10.0  # how long a stop waits for the running micro-batch to finish
+STOP_WAIT_SECONDS = 20.0  # how long a stop waits for the running micro-batch to finish
 
 
 @dataclass
