@@ -24,7 +24,8 @@ def _all_commands(group, path=()):
 
 COMMANDS = list(_all_commands(main))
 EXPECTED = {"infra up", "produce", "ingest", "demo", "dataset prepare", "label", "label evaluate", "train", "serve",
-            "classify", "dashboard", "tagger", "al retrain", "al simulate"}
+            "classify", "dashboard", "tagger", "al retrain", "al simulate", "cluster stream", "cluster show",
+            "cluster view", "cluster plot"}
 
 
 def test_the_stage_commands_are_registered():
