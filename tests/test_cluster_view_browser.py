@@ -100,3 +100,59 @@ def test_the_live_view_renders_and_new_points_arrive(stack, tmp_path, capsys):
             assert browser.console_errors == []
     finally:
         server.stop()
+
+
+def test_many_clusters_get_distinct_colours_and_a_merge_recolours_the_points_drawn(stack, tmp_path, capsys):
+    """Twelve clusters (as DP-means opens them), then cluster 11 merges into 10: the page shows the count
+    fall to 11 and the points already on screen take the survivor's colour (a patch, not a re-send)."""
+    from ssp.streaming.cluster_stream import cluster_colour
+
+    version, job = fresh_version(), "dpmeans:view-test"
+    tables = ClusterTables.for_version(version)
+    engine = make_engine(stack.database_url)
+    ensure_cluster_tables(engine, tables)
+    engine.dispose()
+    rng = np.random.default_rng(7)
+    grid = np.array([[x, y] for x in range(4) for y in range(3)], dtype=float) * 10.0  # 12 centres, 10 apart
+    assert len({cluster_colour(c) for c in range(len(grid))}) == len(grid)
+
+    def commit(batch_id: int, ids: list[int], merges: dict[int, int]) -> None:
+        labels = rng.choice(ids, 240)
+        points = grid[labels] + rng.standard_normal((len(labels), 2))
+        first = batch_id * len(labels)
+        rows = [(job, first + i, batch_id, int(labels[i]), None, pg_float_array_literal(points[i]), int(labels[i]),
+                 0, first + i) for i in range(len(labels))]
+        conn = psycopg2.connect(stack.database_url)
+        try:
+            stage_assignments(conn, tables, rows)
+            conn.commit()
+            assert commit_batch(conn, tables, BatchCommit(
+                job=job, version=version, batch_id=batch_id, algorithm="dpmeans", state={"model": "dpmeans"},
+                centres=grid[ids].tolist(), weights=[20.0] * len(ids), counts=[20] * len(ids), cluster_ids=ids,
+                merges=merges, points=len(rows), learned=True))
+            conn.commit()
+        finally:
+            conn.close()
+
+    commit(0, list(range(12)), {})
+    server = serve_view(stack.database_url, version, free_port(), job=job, poll_ms=200, points=2000, trail=20)
+    try:
+        with chromium_page() as browser:
+            page = browser.page
+            page.goto(server.url)
+            page.locator("text=12 clusters").wait_for()
+            clusters = "() => Bokeh.documents[0].get_model_by_name('points').data.cluster"
+            assert set(page.evaluate(clusters)) == set(range(12))
+            commit(1, list(range(11)), {11: 10})
+            page.locator("text=11 clusters").wait_for()
+            page.wait_for_function(f"() => ({clusters})().length === 480")
+            drawn = page.evaluate(clusters)
+            assert 11 not in drawn and drawn.count(10) > 0
+            colours = page.evaluate("() => Bokeh.documents[0].get_model_by_name('points').data.colour")
+            assert {colour for cluster, colour in zip(drawn, colours, strict=True) if cluster == 10} == \
+                {cluster_colour(10)}
+            assert source_length(page, "centres") == 11
+            save_screenshot(page, tmp_path / "cluster-view-merge.png", capsys)
+            assert browser.console_errors == []
+    finally:
+        server.stop()

@@ -1,6 +1,6 @@
 """The tables of the clustering streams, their one-transaction-per-micro-batch write, and their readers.
 
-One version ``<v>`` of a clustering stream owns three tables, and every job shares a fourth:
+One version ``<v>`` of a clustering stream owns four tables, and every job shares a fifth:
 
 * ``cluster_assignments_<v>``: one row per point learnt, keyed by ``(job, kafka_partition,
   kafka_offset)``: its id, micro-batch, cluster (the nearest centre when the batch began, the one
@@ -10,7 +10,9 @@ One version ``<v>`` of a clustering stream owns three tables, and every job shar
 * ``cluster_models``: the model state (JSON) after each micro-batch, keyed by ``(job, version,
   batch_id)``: the stream resumes from its newest row;
 * ``cluster_assignments_stage_<v>`` (unlogged): where the executors put their share of a micro-batch's
-  assignments before the driver moves them, in the same transaction as the centres and the model.
+  assignments before the driver moves them, in the same transaction as the centres and the model;
+* ``cluster_merges_<v>``: for the models that merge clusters, which cluster went into which, by
+  micro-batch (the batch's own points are relabelled before they move; the view recolours older ones).
 
 Executors cannot join the driver's transaction, so each one COPYs its rows to the stage table
 (keyed by Kafka position, so a retried task adds nothing) and the driver's :func:`commit_batch`
@@ -87,12 +89,15 @@ __all__ = [
     "model_jobs",
     "pg_float_array_literal",
     "stage_assignments",
+    "merges_after",
+    "cluster_merges_table",
 ]
 
 CLUSTER_ASSIGNMENTS_PREFIX = "cluster_assignments"
 CLUSTER_CENTRES_PREFIX = "cluster_centres"
 CLUSTER_STAGE_PREFIX = "cluster_assignments_stage"
 CLUSTER_MODELS_TABLE = "cluster_models"
+CLUSTER_MERGES_PREFIX = "cluster_merges"
 DEFAULT_POINTS_DEAD_LETTER_TABLE = "dead_letter_points"
 
 # the columns of an assignment row, in stage and final table alike, in the order stage rows are given
@@ -166,6 +171,21 @@ def cluster_centres_table(name: str, metadata: MetaData | None = None) -> Table:
     )
 
 
+def cluster_merges_table(name: str, metadata: MetaData | None = None) -> Table:
+    """Clusters merged into others, by micro-batch: ``absorbed`` went into ``survivor`` (ids are never
+    reused, so an absorbed id means the same cluster in every batch; the live view recolours by it)."""
+    validate_identifier(name, "table name")
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("job", Text, nullable=False),
+        Column("batch_id", BigInteger, nullable=False),
+        Column("absorbed", Integer, nullable=False),
+        Column("survivor", Integer, nullable=False),
+        PrimaryKeyConstraint("job", "batch_id", "absorbed", name=f"{name}_pkey"),
+    )
+
+
 def cluster_models_table(name: str = CLUSTER_MODELS_TABLE, metadata: MetaData | None = None) -> Table:
     """A clustering job's model state after each micro-batch (the resume point is the newest row)."""
     validate_identifier(name, "table name")
@@ -195,6 +215,7 @@ class ClusterTables:
     stage: str
     models: str
     dead: str
+    merges: str
 
     @classmethod
     def for_version(cls, version: int | str, dead_letter: str = DEFAULT_POINTS_DEAD_LETTER_TABLE,
@@ -207,11 +228,13 @@ class ClusterTables:
             stage=versioned_table_name(CLUSTER_STAGE_PREFIX, version),
             models=validate_identifier(models, "model table name"),
             dead=validate_identifier(dead_letter, "dead-letter table name"),
+            merges=versioned_table_name(CLUSTER_MERGES_PREFIX, version),
         )
 
     def schemas(self) -> tuple[Table, ...]:
         return (cluster_assignments_table(self.assignments), cluster_centres_table(self.centres),
-                cluster_stage_table(self.stage), cluster_models_table(self.models), dead_letter_table(self.dead))
+                cluster_stage_table(self.stage), cluster_models_table(self.models), dead_letter_table(self.dead),
+                cluster_merges_table(self.merges))
 
 
 def ensure_cluster_tables(engine: Engine, tables: ClusterTables) -> None:
@@ -302,6 +325,8 @@ def commit_batch(conn, tables: ClusterTables, commit: BatchCommit) -> bool:
         for absorbed, survivor in commit.merges.items():  # the batch's points of a cluster merged away
             cur.execute(f"UPDATE {tables.stage} SET cluster = %s WHERE job = %s AND batch_id = %s AND cluster = %s",
                         (survivor, commit.job, commit.batch_id, absorbed))
+            cur.execute(f"INSERT INTO {tables.merges} (job, batch_id, absorbed, survivor) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT DO NOTHING", (commit.job, commit.batch_id, absorbed, survivor))
         columns = ", ".join(ASSIGNMENT_COLUMNS)
         cur.execute(
             f"INSERT INTO {tables.assignments} ({columns}) SELECT {columns} FROM {tables.stage} "
@@ -393,6 +418,18 @@ def centres_history(engine: Engine, tables: ClusterTables, job: str, *, after_ba
     with engine.connect() as conn:
         rows = conn.execute(statement.order_by(t.c.batch_id, t.c.cluster)).all()
     return [CentreRow(int(r.batch_id), int(r.cluster), list(r.centre), float(r.weight), int(r.points)) for r in rows]
+
+
+def merges_after(engine: Engine, tables: ClusterTables, job: str, after_batch: int | None = None) -> list[
+        tuple[int, int, int]]:
+    """``job``'s merges as (batch id, absorbed, survivor), in batch order, after ``after_batch`` if given."""
+    t = cluster_merges_table(tables.merges)
+    statement = select(t.c.batch_id, t.c.absorbed, t.c.survivor).where(t.c.job == job)
+    if after_batch is not None:
+        statement = statement.where(t.c.batch_id > after_batch)
+    with engine.connect() as conn:
+        rows = conn.execute(statement.order_by(t.c.batch_id, t.c.absorbed)).all()
+    return [(int(r.batch_id), int(r.absorbed), int(r.survivor)) for r in rows]
 
 
 _CURSOR = re.compile(r"^([0-9]{1,18})-([0-9]{1,9})-([0-9]{1,18})$")

@@ -37,6 +37,7 @@ from ssp.storage.clusters import (
     centres_history,
     ensure_cluster_tables,
     latest_model,
+    merges_after,
 )
 from ssp.storage.postgres import make_engine
 from ssp.streaming.cluster_stream import cluster_colour
@@ -58,6 +59,7 @@ class ViewUpdate:
     points: list[AssignmentRow] = field(default_factory=list)
     centres_changed: bool = False
     new_batches: list[tuple[int, int]] = field(default_factory=list)  # (batch id, number of clusters)
+    merged: bool = False  # clusters merged since the last poll: points already drawn change colour
 
 
 class ClusterViewState:
@@ -71,6 +73,14 @@ class ClusterViewState:
         self.received = 0
         # cluster -> [(batch, centre, weight)], the last ``trail`` micro-batches
         self.history: dict[int, list[tuple[int, list[float], float]]] = {}
+        self.merges: dict[int, int] = {}  # absorbed cluster -> the one it went into (ids are never reused)
+        self.last_merge_batch: int | None = None
+
+    def final(self, cluster: int) -> int:
+        """The cluster ``cluster`` is part of now, after the merges read so far."""
+        while cluster in self.merges:
+            cluster = self.merges[cluster]
+        return cluster
 
     def _resolve_job(self) -> str | None:
         if self.job is None:
@@ -84,6 +94,12 @@ class ClusterViewState:
         job = self._resolve_job()
         if job is None:
             return update
+        merges = merges_after(self.engine, self.tables, job, self.last_merge_batch)
+        for batch_id, absorbed, survivor in merges:
+            self.merges[absorbed] = survivor
+            self.history.pop(absorbed, None)  # its trail ends where it merged
+            self.last_merge_batch = batch_id
+        update.merged = bool(merges)
         rows, self.cursor = assignments_after(self.engine, self.tables, job, self.cursor, self.points_limit)
         update.points, self.received = rows, self.received + len(rows)
         if self.last_batch is None:
@@ -98,6 +114,8 @@ class ClusterViewState:
     def _add_centres(self, rows: list[CentreRow]) -> list[tuple[int, int]]:
         per_batch: dict[int, int] = {}
         for row in rows:
+            if row.cluster in self.merges:  # read before its merge, in the same poll
+                continue
             self.history.setdefault(row.cluster, []).append((row.batch_id, row.centre, row.weight))
             per_batch[row.batch_id] = per_batch.get(row.batch_id, 0) + 1
         self.last_batch = max(per_batch)
@@ -125,12 +143,24 @@ class ClusterViewState:
         }
 
 
-def point_columns(rows: Sequence[AssignmentRow]) -> dict[str, list]:
-    """The column data of new points for the points source's ``stream``."""
+def point_columns(rows: Sequence[AssignmentRow], final=lambda cluster: cluster) -> dict[str, list]:
+    """The column data of new points for the points source's ``stream``, each in the cluster ``final``
+    says it is part of now."""
     xs, ys = xy([row.x for row in rows])
-    return {"x": xs, "y": ys, "cluster": [row.cluster for row in rows],
-            "colour": [cluster_colour(row.cluster) for row in rows], "batch": [row.batch_id for row in rows],
-            "point_id": [row.point_id for row in rows]}
+    clusters = [final(row.cluster) for row in rows]
+    return {"x": xs, "y": ys, "cluster": clusters, "colour": [cluster_colour(c) for c in clusters],
+            "batch": [row.batch_id for row in rows], "point_id": [row.point_id for row in rows]}
+
+
+def merge_patches(clusters: Sequence[int], final) -> dict[str, list[tuple[int, object]]]:
+    """The ``ColumnDataSource.patch`` that recolours the points on screen whose cluster merged: only those
+    rows are sent to the browser, not the whole source.
+
+    >>> merge_patches([3, 5, 3, 7], lambda cluster: {3: 5}.get(cluster, cluster))["cluster"]
+    [(0, 5), (2, 5)]
+    """
+    changed = [(index, final(cluster)) for index, cluster in enumerate(clusters) if final(cluster) != cluster]
+    return {"cluster": changed, "colour": [(index, cluster_colour(cluster)) for index, cluster in changed]}
 
 
 class ClusterViewServer:
@@ -186,8 +216,12 @@ class ClusterViewServer:
         doc.add_periodic_callback(tick, self.poll_ms)
 
     def _apply(self, update: ViewUpdate, state: ClusterViewState, sources: dict) -> None:
+        if update.merged:
+            patches = merge_patches(sources["points"].data["cluster"], state.final)
+            if patches["cluster"]:
+                sources["points"].patch(patches)
         if update.points:
-            sources["points"].stream(point_columns(update.points), rollover=self.points)
+            sources["points"].stream(point_columns(update.points, state.final), rollover=self.points)
         if update.centres_changed:
             for name, data in state.centre_columns().items():
                 sources[name].data = data
