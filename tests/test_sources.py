@@ -91,9 +91,9 @@ def _text(tweet: SyntheticTweet) -> str:
     return payload["data"]["text"] if "data" in payload else payload["text"]
 
 
-def test_traps_and_languages(mix):
-    traps = " ".join(_text(t) for t in mix if "trap" in t.traits)
-    for phrase in ("Ai Weiwei", " ml of milk", "AI3", "enemy AI"):
+def test_traps_and_languages(mix, trap_mix):
+    traps = " ".join(_text(t) for t in trap_mix)
+    for phrase in ("Ai Weiwei", " ml of milk", "AI3", "enemy AI", "AI drivers", "Illustrator", "heifers", "AI Pacino"):
         assert phrase in traps, phrase
     langs = {t.payload["data"]["lang"] if "data" in t.payload else t.payload["lang"] for t in mix}
     assert {"en", "es", "fr", "de", "ja", "hi"} <= langs
@@ -120,6 +120,15 @@ def _lang(tweet: SyntheticTweet) -> str:
 @pytest.fixture(scope="module")
 def big_mix() -> list[SyntheticTweet]:
     return list(SyntheticTweets(seed=3).generate(5000))
+
+
+@pytest.fixture(scope="module")
+def trap_mix() -> list[SyntheticTweet]:
+    """Traps only: there are many kinds of them, each a small part of the default mix."""
+    tweets = list(SyntheticTweets(seed=3, ai_share=0.0, trap_share=1.0, implicit_ai_share=0.0, hard_negative_share=0.0,
+                                  news_share=0.0, spam_share=0.0).generate(3000))
+    assert all("trap" in t.traits and not t.is_ai for t in tweets)
+    return tweets
 
 
 def test_texts_are_mostly_distinct(big_mix):
@@ -177,15 +186,24 @@ def test_implicit_ai_avoids_the_obvious_terms(big_mix):
     assert sum(matcher.matches(_full_text(t)) for t in keyword_ai) / len(keyword_ai) >= 0.7
 
 
-def test_hard_negatives_use_the_ambiguous_words(big_mix):
+def test_hard_negatives_use_the_ambiguous_words(big_mix, trap_mix):
     text = " ".join(_full_text(t).lower() for t in big_mix if "hard_negative" in t.traits)
     for word in ("big", "deep", "data", "network", "language", "intelligence", "model", "learning",
                  "training", "neural", "vision", "smart", "bot", "transformer"):
         assert re.search(rf"\b{word}", text), word
-    traps = " ".join(_full_text(t) for t in big_mix if "trap" in t.traits)
+    traps = " ".join(_full_text(t) for t in trap_mix)
     for phrase in ("Ai Weiwei", "Ai Hoshino", "enemy AI", " ml ", "ML", "Transformers", "Claude", "python",
                    "Gemini", "llama", "copilot"):
         assert phrase.lower() in traps.lower(), phrase
+
+
+def test_everyday_life_comes_with_and_without_ai(big_mix):
+    # AI as people meet it, and the very same frames without AI: only the AI words tell them apart
+    life = [t for t in big_mix if "everyday_life" in t.traits]
+    assert sum(t.is_ai for t in life) >= 50 and sum(not t.is_ai for t in life) >= 50
+    assert not any("trap" in t.traits or "hard_negative" in t.traits for t in life)
+    off = SyntheticTweets(seed=3, everyday_life_share=0.0).generate(2000)
+    assert not any("everyday_life" in t.traits for t in off)
 
 
 def test_old_mix_is_still_available():

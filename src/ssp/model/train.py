@@ -8,6 +8,9 @@ with ``<`` and ``>`` and hashed into ``ngram_buckets`` (all in TensorFlow string
 model), so a word never seen in training ("pytorchs", "PyTorch2", a word in another script)
 still counts through the n-grams it shares with known words. ``embedding_pool`` is the
 word-only average; ``bilstm`` reads the words with a bidirectional LSTM instead.
+In training, a tenth of the known words of each batch are read as the unknown word
+(``UNKNOWN_WORD_SHARE``), so that the unknown word, which is all a real post's names and slang are
+to the vocabulary, has learnt weights too instead of the random ones it starts with.
 
 Targets come from three label sources, the better one first: a row's gold ``label`` (the
 tagger's), else Snorkel's ``slabel_prob`` where a labelling function voted (``slabel`` != -1),
@@ -33,9 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssp.config import LabelConfig, TrainConfig, default_state_dir
+from ssp.config import LabelConfig, TrainConfig
+from ssp.errors import SspError
 from ssp.labeling.metrics import binary_metrics
 from ssp.metrics import DEFAULT_THRESHOLD, THRESHOLD_RULES, choose_threshold, roc_auc
+from ssp.serving.layout import model_folder
 from ssp.storage.tables import dataset_table, split_table_name, validate_identifier, validate_version
 
 logger = logging.getLogger(__name__)
@@ -46,12 +51,19 @@ MIN_GOLD_DEV_ROWS = 20
 # Share of the training rows held out for early stopping when dev has no labels at all.
 HOLDOUT_SHARE = 0.1
 THRESHOLD = DEFAULT_THRESHOLD
+# Share of the known words of each training batch read as the unknown word instead. A vocabulary
+# learnt from the training texts holds every word in them, so without this the unknown word's
+# embedding is never trained, and a real post full of names and slang the model never saw gets a
+# score from that random vector ("so right Marcella" scored 0.7): trained this way it stands for
+# "some word", whose evidence is the stream's base rate.
+UNKNOWN_WORD_SHARE = 0.1
+_OOV_ID = 1  # TextVectorization: 0 pads, 1 is the unknown word
 _COLUMNS = ("id", "text", "slabel", "slabel_prob", "label")
 
 EpochCallback = Callable[[int, dict], None]
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(SspError, ValueError):
     """The dataset tables cannot train a model; the message names the table and what is missing."""
 
 
@@ -432,10 +444,18 @@ def fit_classifier(
     core = _core_model(config, vocabulary_size, lexicon_size)
     core.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
     columns = (inputs, y) if weights is None else (inputs, y, weights)
+
+    def with_unknown_words(features, *rest):
+        ids = features[0] if isinstance(features, tuple) else features
+        unknown = (tf.random.uniform(tf.shape(ids), seed=config.seed) < UNKNOWN_WORD_SHARE) & (ids > _OOV_ID)
+        ids = tf.where(unknown, tf.constant(_OOV_ID, ids.dtype), ids)
+        return ((ids, *features[1:]) if isinstance(features, tuple) else ids, *rest)
+
     batches = (
         tf.data.Dataset.from_tensor_slices(columns)
         .shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size)
+        .map(with_unknown_words)
         .prefetch(2)
     )
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
@@ -560,8 +580,7 @@ class TrainSummary:
 def model_base_path(config: TrainConfig) -> Path:
     """``<model_dir>/<model_name>``, with model_dir defaulting to ``$SSP_STATE_DIR/models``."""
     validate_identifier(config.model_name, "model name")
-    model_dir = Path(config.model_dir) if config.model_dir else default_state_dir() / "models"
-    return model_dir / config.model_name
+    return model_folder(config.models_path, config.model_name)
 
 
 def _dev_set(data: TrainingData, train: LabelledTexts, seed: int) -> tuple[LabelledTexts, LabelledTexts, str]:

@@ -16,9 +16,14 @@ after case, whitespace and links are normalised away. The default mix (see the
 
 * about 28% AI posts: 20% with an obvious term (AI, machine learning, LLM, model, lab and
   library names; papers with arXiv links, releases with GitHub and Hugging Face links,
-  policy and product news, jobs, tutorials, complaints) and 8% ``implicit_ai`` ones in the
-  jargon of people who train models (loss curves, CUDA out of memory, GPU queues, eval
-  sets, annotation guidelines, tokenizers, sweeps, papers accepted at venues, Kaggle).
+  policy and product news, jobs, tutorials, complaints; ``everyday_life_share`` (35%) of those
+  not drawn from the vocabulary lists are ``everyday_life`` posts: AI as people meet it, the
+  bank's chatbot, an AI detector at school, AI art on a poster, a first year in data science)
+  and 8% ``implicit_ai`` ones in the jargon of people who train models (loss curves, CUDA out
+  of memory, GPU queues, eval sets, annotation guidelines, tokenizers, sweeps, papers accepted
+  at venues, Kaggle; ``everyday_life_share`` of those not drawn from the lists are
+  ``everyday_life`` posts of people who use models: fine-tuning overnight, 4-bit quantization,
+  context windows, hallucinated citations, tool calls, an image generator's six fingers).
   ``field_terms_share`` (45%) of each is ``field_terms``: frames (questions, complaints,
   tutorials, jobs, news, jokes) filled from the labelling vocabulary in ``data/labeling``
   (jargon, libraries, labs and models, venues, NLP, deep learning, vision, ML and data
@@ -26,13 +31,20 @@ after case, whitespace and links are normalised away. The default mix (see the
   mixed-language frames), and implicit ones pairing words of two ``ml_context_*`` kinds.
   The lists are read once, on the first run, from ``$SSP_DATA_DIR/labeling`` or the repo's
   ``data/labeling`` (built-in fallbacks when missing), and kept sorted;
-* 11% ``trap`` posts, not AI but holding a word keyword rules catch: people named Ai
-  (Ai Weiwei, Ai Hoshino, Ai Miyazato), a game's enemy AI, Air India's flight codes, "250 ml
-  of milk", Mobile Legends' "ML" (Tagalog, Indonesian), Allen Iverson's "AI3", Transformers
-  toys, Claude from accounting, Python the snake, Gemini the sign, a llama, a plane's
-  copilot, big-company news that is not about AI;
+* 11% ``trap`` posts, not AI but holding a word keyword rules catch: people, friends,
+  restaurants and shops named Ai (Ai Weiwei, Ai Hoshino, Ai Miyazato), "Al" written with a
+  capital I (AI Pacino, AI Nassr), a game's AI (enemies, teammates, racing drivers, difficulty
+  settings, in many languages), AI as the artificial insemination of cattle, Adobe
+  Illustrator's .ai files, Air India's flight codes, "250 ml of milk", Mobile Legends' "ML"
+  (Tagalog, Indonesian), Allen Iverson's "AI3", the Portuguese "ai" and the Italian "ai",
+  Transformers toys, Claude from accounting, Python the snake, Gemini the sign, a llama, a
+  plane's copilot, big-company news that is not about AI;
 * 12% ``hard_negative`` posts using big, deep, data, network, language, intelligence,
-  model, learning, training, neural, vision, smart, bot... in their everyday senses;
+  model, learning, training, neural, vision, smart, bot... in their everyday senses (a model
+  casting, a car model, Model UN, a PR at the gym, puppy training, a power transformer, a data
+  breach, in many languages), and short posts holding little else than one such word in an
+  everyday collocation (the washing machine, body language, text me back), since a short post
+  gives a model nothing else to go by;
 * 15% ``news`` posts (also ``hard_negative``): science, health, business and tech that is
   not AI (new studies, university news, vaccines, earnings, small businesses, startups,
   gadget reviews, software updates, app outages, cybersecurity, launches, climate reports,
@@ -41,7 +53,10 @@ after case, whitespace and links are normalised away. The default mix (see the
   crypto pumps, giveaway bots, quotes, horoscopes, one- or two-word exclamations, fancams,
   lyrics, blessings;
 * the rest (26%) ordinary posts: sports, K-pop, politics, food, weather, travel, jobs, religion,
-  Wordle, giveaways and spam, slang and typos, emoji-only (``und``);
+  Wordle, giveaways and spam, slang and typos, emoji-only (``und``); ``everyday_life_share`` of
+  them are ``everyday_life`` posts in the very frames of the AI ones with no AI in them (the
+  bank, the school, the group chat, a first year in nursing), so that the frames say nothing
+  either way and only the AI words tell the two apart;
 * every kind in many languages: 28% of tweets are not in English (es, ja, pt, id, fr, de,
   tl, hi, ko, tr, it, ar, th, vi, nl, pl, sw and ``und``), with the right ``lang``;
 * v1.1 retweets (``RT @user: `` text cut to 140 characters, the original in
@@ -73,8 +88,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ssp.sources import load_ai_keywords
 from ssp.sources import synthetic_vocab as vocab
+from ssp.text import load_ai_keywords
 
 __all__ = ["DEFAULT_START", "SyntheticTweet", "SyntheticTweets", "synthetic_payloads"]
 
@@ -97,6 +112,7 @@ _ENTITY = re.compile(
     r"|(?<![\w&#])#(?P<tag>\w+)|(?<![\w@])@(?P<user>\w{1,15}))"
 )
 _TCO = re.compile(r"(https://t\.co/[A-Za-z0-9]+)")
+_ENDS_IN_LINK = re.compile(r"https://t\.co/[A-Za-z0-9]+$")
 _SOURCES = (
     '<a href="http://twitter.com/download/iphone" rel="nofollow">Twitter for iPhone</a>',
     '<a href="http://twitter.com/download/android" rel="nofollow">Twitter for Android</a>',
@@ -113,7 +129,8 @@ class SyntheticTweet:
     obvious keyword), ``trap`` (looks like AI, is not), ``non_english``, ``retweet``,
     ``hard_negative`` (an ambiguous word in its everyday sense), ``news`` (non-AI science,
     health, business or tech news; also ``hard_negative``), ``spam`` (spam and filler),
-    ``field_terms`` (AI in the labelling vocabulary's terms), ``extended`` (v1.1
+    ``field_terms`` (AI in the labelling vocabulary's terms), ``everyday_life`` (AI in
+    everyday life, or the same frames without it), ``extended`` (v1.1
     truncated + extended_tweet), ``note_tweet`` (long v2 text),
     ``duplicate``, ``near_duplicate``, and ``v1`` or ``v2`` for the payload shape.
     """
@@ -136,6 +153,9 @@ class _Template(NamedTuple):
 # kind -> (templates by language, is_ai, traits)
 _KIND_SOURCES: dict[str, tuple[dict[str, tuple[str, ...]], bool, tuple[str, ...]]] = {
     "ai": (vocab.AI, True, ("ai",)),
+    "ai_life": (vocab.AI_LIFE, True, ("ai", "everyday_life")),
+    "life": (vocab.LIFE, False, ("everyday_life",)),
+    "implicit_life": (vocab.IMPLICIT_LIFE, True, ("ai", "everyday_life")),
     "implicit": (vocab.IMPLICIT, True, ("ai", "implicit_ai")),
     "trap": (vocab.TRAP, False, ("trap",)),
     "hard": (vocab.HARD, False, ("hard_negative",)),
@@ -158,6 +178,9 @@ _MILLILITRES = ("50", "100", "125", "150", "200", "250", "300", "330", "400", "5
 # Links a tweet of each kind may end with, as slot names.
 _KIND_LINKS = {
     "ai": ("arxiv", "github", "hf", "blog"),
+    "ai_life": ("link_news", "link_video"),
+    "life": ("link_news", "link_video"),
+    "implicit_life": ("link_news", "link_video"),
     "implicit": ("arxiv", "github", "blog"),
     "trap": ("link_news", "link_video", "link_shop"),
     "hard": ("link_news", "link_video", "link_music"),
@@ -337,6 +360,7 @@ class SyntheticTweets:
         news_share: float = 0.15,
         spam_share: float = 0.08,
         field_terms_share: float = 0.45,
+        everyday_life_share: float = 0.35,
         non_english_share: float = 0.28,
         retweet_share: float = 0.15,
         duplicate_share: float = 0.02,
@@ -349,7 +373,7 @@ class SyntheticTweets:
             "v2_share": v2_share, "ai_share": ai_share, "trap_share": trap_share,
             "implicit_ai_share": implicit_ai_share, "hard_negative_share": hard_negative_share,
             "news_share": news_share, "spam_share": spam_share, "field_terms_share": field_terms_share,
-            "non_english_share": non_english_share,
+            "everyday_life_share": everyday_life_share, "non_english_share": non_english_share,
             "retweet_share": retweet_share, "duplicate_share": duplicate_share,
             "near_duplicate_share": near_duplicate_share, "long_share": long_share,
         }
@@ -372,15 +396,20 @@ class SyntheticTweets:
         self.news_share = news_share
         self.spam_share = spam_share
         self.field_terms_share = field_terms_share
+        self.everyday_life_share = everyday_life_share
         bound = 0.0
         bounds = []
-        field = field_terms_share
-        for share, kind in ((ai_share * (1 - field), "ai"), (ai_share * field, "ai_terms"),
-                            (trap_share, "trap"), (implicit_ai_share * (1 - field), "implicit"),
+        field, life = field_terms_share, everyday_life_share
+        for share, kind in ((ai_share * (1 - field) * (1 - life), "ai"), (ai_share * (1 - field) * life, "ai_life"),
+                            (ai_share * field, "ai_terms"),
+                            (trap_share, "trap"), (implicit_ai_share * (1 - field) * (1 - life), "implicit"),
+                            (implicit_ai_share * (1 - field) * life, "implicit_life"),
                             (implicit_ai_share * field, "ai_context"), (hard_negative_share, "hard"),
                             (news_share, "news"), (spam_share, "spam")):
             bound += share
             bounds.append((bound, kind))
+        # the rest is ordinary posts, everyday_life_share of them in the frames of the ai_life posts
+        bounds.append((bound + (1.0 - bound) * life, "life"))
         self._kind_bounds = tuple(bounds)
         self.non_english_share = non_english_share
         self.retweet_share = retweet_share
@@ -606,7 +635,9 @@ class _Run:
             if rng.random() < 0.3:
                 text = self._pick(openers) + text
             if rng.random() < 0.3:
-                text += self._pick(vocab.CLOSERS[template.lang])
+                closer = self._pick(vocab.CLOSERS[template.lang])
+                # a closer written without a space ("w" in Japanese) must not run into a link
+                text += (" " + closer) if _ENDS_IN_LINK.search(text) and closer[:1].isalnum() else closer
             if template.lang in _TYPO_LANGS and template.kind not in _EXACT_KINDS and rng.random() < 0.15:
                 text = self._typo(text)
         return self._decorate_extras(text, template, urls)
@@ -682,7 +713,9 @@ class _Run:
         if kind == 0:
             pieces = [p if i % 2 else p.lower() for i, p in enumerate(pieces)]
         elif kind == 1:
-            pieces = [p if i % 2 else p.upper() for i, p in enumerate(pieces)]
+            # upper case only where lower-casing brings the text back (Turkish "ı" comes back as "i")
+            pieces = [p if i % 2 else p.upper() if p.upper().lower() == p.lower() else p.lower()
+                      for i, p in enumerate(pieces)]
         elif kind == 2:
             pieces[0] = "  " + pieces[0].replace(" ", "  ", 1)
             pieces[-1] = pieces[-1] + " \n"

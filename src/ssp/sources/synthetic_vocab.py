@@ -12,6 +12,8 @@ the generator's computed slots (links, numbers). Templates are grouped by kind, 
   big-company news);
 * ``hard``: not AI, with the ambiguous words (big, deep, data, network, language, model,
   learning, training, neural, vision, smart, bot...) in their everyday senses;
+* ``ai_life`` / ``life``: AI as people meet it in everyday life (the bank's chatbot, an AI detector at
+  school, a first year in data science), and the same frames with no AI in them;
 * ``ordinary``: everything else people post;
 * ``NEWS_POSTS`` (kind ``news``): science, health, business and tech news that is not AI;
 * ``SPAM`` (kind ``spam``): spam and filler;
@@ -141,6 +143,62 @@ VOCAB: dict[str, tuple[str, ...]] = {
     "hobby": ("play guitar", "swim", "bake bread", "knit", "drive", "skateboard", "speak Korean", "paint"),
     "race": ("a 10K", "my first marathon", "a triathlon", "the city half marathon", "a spartan race"),
     "carrier": ("Vodafone", "Verizon", "Globe", "Telkomsel", "T-Mobile", "Airtel", "Movistar", "Orange"),
+    # traps: people, teams and places called Ai (or "Al" written with a capital I), game AI, cattle
+    "ai_person": ("Ai Weiwei", "Ai Miyazato", "Ai Fukuhara", "Ai Otsuka", "Ai Hoshino", "Ai Yazawa",
+                  "Ai Takahashi", "Ai Kago", "Ai Shinozaki"),
+    "al_name": ("AI Pacino", "AI Gore", "AI Roker", "AI Capone", "AI Green", "AI Jarreau", "AI Bundy",
+                "Weird AI Yankovic"),
+    "al_club": ("AI Nassr", "AI Hilal", "AI Ahly", "AI Ittihad", "AI Ain", "AI Sadd"),
+    "ai_place": ("Ai Sushi", "Ai Ramen", "Café Ai", "Ai Nail Studio", "Hotel Ai", "Ai Bakery", "Ai Noodle Bar"),
+    "friend_ai": ("my coworker Ai", "my roommate Ai", "my friend Ai", "Ai from my Japanese class",
+                  "my cousin Ai", "our neighbour Ai"),
+    "racing_game": ("F1 24", "Gran Turismo 7", "Forza Horizon 5", "Mario Kart", "EA FC 25", "NBA 2K25", "Madden 25"),
+    "cattle": ("the heifers", "our dairy herd", "the Holstein heifers", "the Angus cows", "the beef herd"),
+    "lift": ("squat", "deadlift", "bench press", "overhead press", "clean and jerk"),
+    "design_file": ("the logo", "the poster artwork", "the vector logo", "the menu design", "the sticker sheet"),
+    # AI in the life of people who study or work in the field, and the same life in other trades
+    "field_life": ("data science", "machine learning", "AI", "deep learning", "NLP", "computer vision",
+                   "MLOps", "AI research", "data engineering for ML", "prompt engineering"),
+    "trade_life": ("accounting", "nursing", "plumbing", "law school", "teaching", "real estate", "graphic design",
+                   "hospitality", "carpentry", "journalism"),
+    # the field's words in their everyday collocations, for the short everyday posts of HARD
+    "everyday": ("the washing machine", "machine wash only", "the vending machine", "the coffee machine",
+                 "slot machines", "a time machine", "the sewing machine", "the ice machine", "hand wash only",
+                 "natural light", "my natural hair", "all natural ingredients", "natural beauty",
+                 "natural wine", "a natural disaster", "body language", "foul language", "my first language",
+                 "sign language", "my love language", "a group text", "your text", "text me back",
+                 "that text", "the textbook", "a long text", "learn to cook", "live and learn",
+                 "learn the hard way", "learned my lesson", "deep breaths", "a deep sigh",
+                 "deep conversations at 3am", "deep cleaning", "my data plan", "no mobile data",
+                 "the network", "no network", "networking", "my role model", "a model citizen",
+                 "the new model year", "night vision", "tunnel vision", "vision board",
+                 "emotional intelligence", "street smart", "my smartwatch", "training day",
+                 "potty training", "still processing this", "the process", "trust the process",
+                 "the system", "immune system", "cloud nine", "a robot vacuum", "the power transformer",
+                 "my travel agent", "the real estate agent", "a teaching assistant", "a prompt reply",
+                 "a token of thanks", "the group chat", "the chat", "the algorithm", "my computer",
+                 "the bar graph", "the weather prediction", "pattern recognition in my ex's texts",
+                 "the record label", "a cluster headache", "feature film", "the big game",
+                 "big news", "big mood", "the big picture", "memory lane", "a memory", "a big deal",
+                 "the big problem", "big brother", "a big fan", "Cartoon Network", "a TV network",
+                 "looking natural", "a vision for the city", "the data on crime", "intelligence services",
+                 "the text box", "small business", "business owners", "a smart move", "deep pockets",
+                 "the training schedule", "model behaviour"),
+    # AI in everyday life: the AI things people meet, and where they meet them
+    "ai_thing": ("the AI chatbot", "an AI assistant", "the AI customer service bot", "an AI image generator",
+                 "an AI detector", "an AI voice clone", "an AI girlfriend app", "an AI-generated ad",
+                 "AI art", "ChatGPT", "an AI tutor", "the AI summary", "an AI photo editor", "a deepfake",
+                 "AI-written homework", "the AI voice assistant", "an AI resume screener", "AI music",
+                 "the new AI feature", "AI headshots", "an AI translator", "the AI search answer"),
+    "life_place": ("my bank", "the airline", "my kid's school", "the hospital", "my landlord", "HR",
+                   "the group chat", "church", "the dentist", "my boss", "the DMV", "the pizza place",
+                   "my insurance company", "the city council", "the library", "my gym", "the post office",
+                   "my university", "the supermarket", "my phone company"),
+    # the same everyday life without AI, so its words say nothing either way
+    "life_thing": ("the automated phone menu", "a voicemail", "the hold music", "a new intern",
+                   "the self-checkout", "a 40-page form", "the new app", "a printer that hates me",
+                   "the wrong invoice", "a plagiarism checker", "a photo booth", "the new website",
+                   "a robocall", "the translation on the menu", "a stock photo", "the autocorrect"),
     "lovelang": ("quality time", "acts of service", "words of affirmation", "physical touch", "snacks"),
     "car": ("Corolla", "Civic", "F-150", "Golf", "Model Y", "Vios", "Avanza"),
     "club": ("the warehouse", "Berghain", "fabric", "a rooftop bar", "the beach club"),
@@ -461,6 +519,59 @@ IMPLICIT: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# AI in the life of people who train or use models, with none of the obvious terms or few of them
+# (kind ``implicit_life``): fine-tuning overnight, hands an image generator cannot draw, citations an
+# assistant made up, an inference bill.
+IMPLICIT_LIFE: dict[str, tuple[str, ...]] = {
+    "en": (
+        "fine-tuned it overnight on {n}k labelled examples and it finally stopped rambling",
+        "4-bit quantization and it runs on my laptop. slowly. but it runs",
+        "the new image generator still can't do hands, six fingers again 🙃",
+        "the assistant gave me hallucinated citations for my lit review. back to the library",
+        "context window ran out halfway through my codebase, again",
+        "the system prompt leaked and it's just 'be helpful' written forty different ways",
+        "our eval set leaked into the pretraining data, so every number in the paper is now a question mark",
+        "spent the whole day on prompt engineering instead of code. is this my job now",
+        "embeddings for {n}k documents done, retrieval finally finds the right page",
+        "the reward model learned that longer answers score higher. classic reward hacking",
+        "open weights dropped this morning and my {gpu} is already crying",
+        "our GPU inference bill this month is bigger than our rent",
+        "ablations are in: the extra layers do nothing on the benchmark. deleting them",
+        "gradient clipping saved the run. I will never doubt it again",
+        "the training loss spikes every {k}k steps and nobody on the team knows why",
+        "trained a tiny model on our group chat and it only says 'lol' and 'who's coming'",
+        "synthetic data from the bigger model made our small one worse. who could have guessed",
+        "jailbroke the support chatbot into writing me a poem about refunds",
+        "overfitting again: {n} epochs was too many, {k} was too few",
+        "the diffusion model keeps putting text on every sign in gibberish",
+        "my voice clone read the bedtime story and the kids didn't notice. unsettling",
+        "inference on the edge device takes {n} ms, product wants 10. sure",
+        "the recommender was trained on one baby gift and now thinks I'm a new parent. please forget me",
+        "distilled the big model into a small one and lost {pct}% of the quality. worth it?",
+        "the agent got stuck in a loop making the same tool call {n} times 💀",
+    ),
+    "es": (
+        "Hice fine-tuning toda la noche con mi dataset y por fin deja de inventarse cosas",
+        "El generador de imágenes sigue sin saber dibujar manos 😂",
+    ),
+    "pt": (
+        "Fiz fine-tuning de madrugada no dataset da empresa e agora ele responde igualzinho ao meu chefe 😂",
+        "Os embeddings ficaram prontos e a busca finalmente acha o documento certo",
+    ),
+    "fr": (
+        "Le générateur d'images n'arrive toujours pas à faire des mains correctes 😅",
+    ),
+    "de": (
+        "Über Nacht Fine-Tuning auf unserem Datensatz, jetzt erfindet er nur noch halb so viele Quellen",
+    ),
+    "id": (
+        "Semalaman fine-tuning pakai dataset sendiri, hasilnya malah makin ngaco 😭",
+    ),
+    "ja": (
+        "一晩ファインチューニングしたら急に敬語で話し始めた",
+    ),
+}
+
 # ==================================================================== traps: keyword words, not AI
 TRAP: dict[str, tuple[str, ...]] = {
     "en": (
@@ -500,6 +611,37 @@ TRAP: dict[str, tuple[str, ...]] = {
         "Air India flight AI {n} out of {airport} delayed {k} hours again, not even a snack voucher",
         "Our maths teacher is called Mr. Ai and he is the only reason I passed",
         "Just finished a 3-hour ML session with the squad, lost every game 😭",
+        # people, teams and places called Ai, or "Al" written with a capital I
+        "finally got tickets to see {ai_person} live, I'm shaking",
+        "{ai_person}'s new interview is so honest, everyone should read it {link_news}",
+        "rewatching old {ai_person} clips at 2am, no regrets",
+        "{friend_ai} just got engaged!! so happy for her 💍",
+        "happy birthday to {friend_ai} 🎂 the best human I know",
+        "{friend_ai} brought homemade onigiri to the office and now I owe her forever 🍙",
+        "dinner at {ai_place} tonight and the salmon was unreal 🍣",
+        "{ai_place} finally opened a second spot in {city}!! the line is already round the block",
+        "{al_name} in that movie is still the best performance ever, don't @ me",
+        "just watched an old {al_name} interview, what a legend",
+        "{al_club} won {score} tonight, what a strike in the 90th ⚽",
+        "{al_club} vs {al_club2} this weekend, who's got a stream?",
+        # a game's AI
+        "the AI in {game} cheats, there is no way it knew where I was hiding",
+        "{racing_game} AI drivers brake-check you on every corner 😤",
+        "the AI teammates in {game} are useless, I carried the whole match alone",
+        "turned the AI difficulty down in {racing_game} and I'm still losing 💀",
+        "the AI in {racing_game} rammed me off the track on lap 1 again",
+        "enemy AI in {game} is either a genius or completely braindead, no in between",
+        "new {game} patch made the AI way more aggressive and I'm scared",
+        "beat the AI on legendary in {racing_game} finally, took me all weekend 🏆",
+        # AI, the artificial insemination of cattle
+        "booked the AI tech for {cattle} on {weekday}, fingers crossed for a good conception rate 🐄",
+        "AI or the bull this breeding season? the vet says AI, my dad says bull. ranch drama",
+        "AI'd {n} heifers this morning, now the calving math begins 🐄",
+        "ordered semen straws for AI, {cattle} need better genetics this year",
+        # .ai files of Adobe Illustrator
+        "client sent {design_file} as an .ai file and I don't even have Illustrator 😩",
+        "can someone open an AI file for me? I need {design_file} as a PNG and Illustrator wants a subscription",
+        "the print shop wants {design_file} as a vector file, AI or EPS. what does that even mean",
     ),
     "es": (
         "Mezcla {ml} ml de agua con el azúcar y deja reposar 10 minutos",
@@ -508,49 +650,72 @@ TRAP: dict[str, tuple[str, ...]] = {
         "Los Géminis no tienen término medio, lo digo como {sign_es} ♊",
         "Fui a ver la exposición de Ai Weiwei en {museum} y salí impresionado",
         "Compré un Transformers de Optimus Prime para mi sobrino y el que juega soy yo 😂",
+        "La IA del juego hace trampa en {racing_game}, imposible ganar en difícil 😤",
+        "Cena con las amigas en {ai_place}, el ramen buenísimo 🍜",
+        "Los pilotos de la IA en {racing_game} frenan en medio de la curva, no entiendo nada",
     ),
     "pt": (
         "Misture {ml} ml de leite com dois ovos e leve ao forno",
         "A IA dos inimigos em {game} é muito burra, passei de fase sem esforço 😂",
         "Geminianos são intensos demais, falo como {sign_pt}",
         "Encontraram uma píton de {k} metros num quintal em {city} 🐍",
+        "A IA do {racing_game} rouba demais, impossível ganhar no difícil 😤",
+        "ai, que preguiça de acordar cedo na segunda 😴",
+        "ai gente, que calor hoje em {city} 🥵",
+        "ai ai ai, esqueci o aniversário da minha mãe de novo",
+        "Jantar no {ai_place} hoje, o sushi estava perfeito 🍣",
     ),
     "fr": (
         "Ajoutez {ml} ml de crème et laissez mijoter cinq minutes",
         "L'IA des ennemis dans {game} est vraiment nulle, je passe partout 😂",
         "Les Monet de {museum}, ça vaut vraiment le détour",
         "Un python de {k} mètres retrouvé dans un jardin à {city} 🐍",
+        "L'IA des adversaires dans {racing_game} est super agressive, je finis toujours dans le mur",
+        "Le client m'a envoyé le logo en fichier .ai et je n'ai pas Illustrator 😩",
     ),
     "de": (
         "{ml} ml Milch dazugeben und gut verrühren",
         "Die Gegner-KI in {game} ist echt dumm, die laufen einfach gegen die Wand 😂",
         "Der Copilot hat uns über {city} sicher gelandet, Applaus an Bord ✈️",
+        "Die KI-Gegner in {racing_game} bremsen mitten in der Kurve, unfassbar 😤",
+        "Der Kunde schickt das Logo als .ai-Datei und ich habe kein Illustrator 🙄",
     ),
     "it": (
         "Aggiungete {ml} ml di latte e mescolate bene",
         "L'IA dei nemici in {game} è imbarazzante 😂",
         "Da buon {sign_it}, con i Gemelli non vado d'accordo ♊",
+        "Auguri ai nonni per i loro 50 anni insieme ❤️",
+        "Grazie ai ragazzi per la serata, ci voleva 🍕",
+        "Buone vacanze ai colleghi, ci vediamo a settembre ☀️",
+        "Ai tempi del liceo si usciva tutti i sabati, adesso dormo alle dieci 😂",
+        "L'IA degli avversari in {racing_game} è ridicola, mi superano in curva 😂",
     ),
     "id": (
         "Mabar ML yuk, butuh {ml_role}, aku pakai {ml_hero} 🔥",
         "Push rank ML sampai {ml_rank} malam ini, siapa ikut?",
         "Campur {ml} ml susu dengan 2 butir telur, aduk rata",
         "Main ML sampai subuh, besok kuliah pagi 😭",
+        "AI musuh di {game} curang banget, masa tahu aku ngumpet di mana 😤",
+        "Makan malam di {ai_place}, ramennya enak banget 🍜",
     ),
     "tl": (
         "ML tayo mamaya? Kailangan namin ng {ml_role}, ako na sa {ml_hero}",
         "Na-stuck na naman sa {ml_rank} sa ML, puro feeder ang kakampi 😤",
         "Haluin ang {ml} ml na gatas at asukal hanggang matunaw",
+        "Ang daya ng AI sa {game}, alam agad kung nasaan ako 😤",
     ),
     "ja": (
         "アイ・ウェイウェイの展覧会、{museum}でやってるの見てきた",
         "推しの子のアイが最高すぎる… #推しの子",
         "牛乳{ml}mlと卵を混ぜて焼くだけ 🥞",
         "宮里藍のスイング、今見てもきれい",
+        "{game}の敵AIが賢すぎて詰んだ",
+        "{racing_game}のAIドライバー、ブレーキが早すぎる😤",
     ),
     "ko": (
         "우유 {ml}ml에 설탕 두 스푼 넣고 저어주세요",
         "이 게임 적 AI 너무 똑똑해서 {n}번 죽었어 💀",
+        "{racing_game} AI 드라이버들 너무 공격적이야 😤",
     ),
     "hi": (
         "{ml} ml दूध में चीनी मिलाकर उबालें ☕",
@@ -625,9 +790,50 @@ HARD: dict[str, tuple[str, ...]] = {
         "Big mood: doing nothing all {weekday} 😴",
         "The learning curve of this new job is steep but I love it",
         "Intelligence agencies in {country} and the press are at it again {link_news}",
+        # short everyday posts: one of the field's words in its everyday sense and little else
+        "{everyday} check!!",
+        "{everyday} again 😩",
+        "ugh {everyday}",
+        "nothing beats {everyday}",
+        "{everyday} is a whole mood",
+        "me vs {everyday}",
+        "not {everyday} 😭",
+        "{everyday} >>>",
+        "pray for me and {everyday}",
+        "so much for {everyday}",
+        "thank god for {everyday}",
+        "{everyday}, that's it, that's the tweet",
+        "{everyday} update: still a mess",
+        "nobody talks about {everyday}",
+        "today's vibe: {everyday}",
+        "honestly {everyday} is the whole story here",
+        "can we talk about {everyday} for a second",
+        "{politician} keeps talking about {everyday} and nothing else {link_news}",
+        "{everyday} and {everyday2}, that's my whole week",
+        "my mom called about {everyday} again lol",
+        "not me crying over {everyday} at 2am",
+        "if {everyday} was a person I'd fight it",
+        "everyone in the replies arguing about {everyday} 💀",
+        "who else loves {everyday}",
         "Deep in the {month} exam season, send snacks 📚",
+        # more of the field's words in other senses: casting calls, car models, a PR at the gym
+        "new {lift} PR today!! {n} kg, months of training finally paid off 💪",
+        "puppy training class week {k}: he learned 'sit' and immediately forgot it 🐶",
+        "casting call: looking for models for a {city} streetwear shoot this {weekday} 📸",
+        "test drove the new {car} model today and the seats are so comfy",
+        "my nephew built a scale model of the Titanic out of matchsticks 🚢",
+        "Model UN this weekend and I'm representing {country}. wish me luck",
+        "ball python shed its skin in one piece, so proud of my boy 🐍",
+        "a transformer caught fire two blocks away and now the whole street is dark ⚡",
+        "deep dish pizza in Chicago lived up to the hype 🍕",
+        "data breach at my bank again, they're mailing everyone new cards {link_news}",
+        "language exchange night in {city}, finally practising my Spanish with real humans",
+        "the TV network moved {show} to 11pm, they clearly want it to fail",
+        "learning to {hobby} at 30 and my teacher is the most patient person alive",
     ),
     "es": (
+        "Buscamos modelos para una sesión de fotos de ropa en {city} este {weekday_es} 📸",
+        "Nuevo récord en sentadilla hoy, el entrenamiento por fin da frutos 💪",
         "Mi plan de datos móviles se acabó a mitad de mes otra vez 😤",
         "Entrenamiento de piernas hoy, mañana no camino 🏋️",
         "Mi lenguaje del amor es la comida, no lo voy a negar",
@@ -635,17 +841,20 @@ HARD: dict[str, tuple[str, ...]] = {
         "Inteligencia emocional: saber cuándo callarse. Me falta práctica.",
     ),
     "pt": (
+        "Procuramos modelos para um ensaio de moda em {city} no sábado 📸",
         "Meu plano de dados acabou no dia {k}, socorro 😭",
         "Treino de perna hoje, amanhã não ando",
         "Aprendendo a {hobby_pt} aos 30 e tá tudo bem",
         "Big Brother hoje foi caótico 😂 #BBB",
     ),
     "fr": (
+        "Casting : on cherche des modèles pour un shooting à {city} samedi 📸",
         "Forfait data épuisé le {k} du mois, merci l'opérateur",
         "Séance d'entraînement à la salle, je ne sens plus mes jambes",
         "La langue des signes, c'est tellement beau à apprendre",
     ),
     "de": (
+        "Neuer Rekord beim Kreuzheben, das Training zahlt sich aus 💪",
         "Mein Datenvolumen ist schon wieder aufgebraucht 😤",
         "Training im Fitnessstudio, morgen Muskelkater garantiert",
         "Das Netzwerktreffen gestern in {city} war super hilfreich",
@@ -655,15 +864,18 @@ HARD: dict[str, tuple[str, ...]] = {
         "Allenamento in palestra, domani non cammino",
     ),
     "id": (
+        "Butuh model cowok buat pemotretan brand sepatu lokal di {city}, DM ya 📸",
         "Kuota data habis padahal baru tanggal {k} 😭",
         "Latihan di gym hari ini, besok pasti pegal semua",
         "Bahasa cintaku itu makanan, jujur aja",
     ),
     "tl": (
+        "Naghahanap kami ng model para sa photoshoot ng damit sa {city}, DM lang 📸",
         "Naubos na naman ang data ko, wala pang sweldo 😩",
         "Training sa gym kanina, hindi na ako makalakad",
     ),
     "ja": (
+        "モデル募集！{city}で古着の撮影をします📸",
         "データ通信量が月の半ばでもう上限… 😭",
         "ジムでトレーニング、明日は筋肉痛確定",
         "手話の勉強を始めました",
@@ -696,6 +908,94 @@ HARD: dict[str, tuple[str, ...]] = {
     ),
     "th": (
         "เน็ตมือถือหมดอีกแล้ว ยังไม่ถึงสิ้นเดือนเลย 😭",
+    ),
+}
+
+# ==================================================================== everyday life, with AI and without
+# AI as people meet it at the bank, at school, in the group chat and at work (kind ``ai_life``), and
+# the same frames with no AI in them (kind ``life``), so that only the AI words tell them apart.
+AI_LIFE: dict[str, tuple[str, ...]] = {
+    "en": (
+        # AI in everyday life: the AI term among the words of ordinary posts
+        "Called {life_place} and got {ai_thing}. Four loops later I still want a human",
+        "{life_place} now uses {ai_thing} for everything and nobody asked for it",
+        "{person} discovered {ai_thing} and the family group chat will never recover 😂",
+        "teacher here: {ai_thing} flagged a kid's essay he wrote in front of me. stop trusting these tools",
+        "{ai_thing} at {life_place} just told me something completely made up, with confidence",
+        "the {show} credits used AI voices for the extras and the union is furious {link_news}",
+        "{life_place} replaced the front desk with {ai_thing}. it booked me for the wrong day",
+        "a lawyer cited cases an LLM invented. in court. again. we are so cooked",
+        "my {job} friend says AI tools doubled her workload instead of halving it",
+        "the {artist} concert poster was obviously AI art, six fingers and all",
+        "{ai_thing} wrote {person}'s wedding speech and honestly it was better than mine",
+        "asked {ai_thing} to fix my code and it gave me code that doesn't even compile 😭",
+        "hot take: {ai_thing} at {life_place} is worse than the hold music",
+        "the strike deal includes AI protections for {job}s. big precedent {link_news}",
+        "our company's AI ethics board got quietly dissolved. totally unrelated to the launch, I'm sure",
+        "{politician} wants rules for AI deepfakes before the {election} election {link_news}",
+        # studying or working in the field, in the words of everyday life (ORDINARY has the same frames)
+        "day {k} of learning {field_life} and I already want to quit and open a bakery",
+        "told my grandma I work in {field_life} and she asked if I can fix her printer",
+        "my {field_life} bootcamp costs more than my car and the wifi keeps dropping",
+        "first week of my {field_life} master's and everyone is smarter than me 😅",
+        "got the {field_life} internship!!! my mom is telling the whole church",
+        "nobody warns you that {field_life} is 80% meetings and 20% fixing spreadsheets",
+        "{person} just switched careers into {field_life} at 45 and I'm so proud",
+        "my {field_life} professor said we can't use chatbots, then his slides were clearly AI-written",
+        "the {field_life} club at school is just free pizza and arguing about ChatGPT",
+        "hot take: half the {field_life} jobs posted this year are just Excel with a new name",
+        "asked ChatGPT to plan my {dish} dinner and it forgot the main ingredient",
+        "my chatbot wrote my cover letter and I got the interview. is that cheating",
+        "the AI photo app made my {pet} look like a Renaissance painting and I'm framing it",
+        "{person} keeps sending me AI-generated videos of cats cooking and I can't make it stop",
+        "every app on my phone now has an AI button and none of them do what I want",
+        "the AI summary of my own meeting said I agreed to things I definitely did not agree to",
+        "my kid asked the AI assistant to do his maths homework and it got question 3 wrong 🙃",
+        "{brand} added AI to the fridge. the fridge. why does my fridge need a language model",
+        "AI-generated music is all over my Spotify recommendations and I hate how catchy it is",
+        "the {city} council wants to use AI to hand out parking fines. what could go wrong {link_news}",
+        "the new {brand} phone's AI editing erased my ex from the photo perfectly. too perfectly",
+    ),
+    "es": (
+        "Llamé al banco y me atendió un bot de IA. Quiero hablar con una persona 😩",
+        "Mi mamá descubrió los generadores de imágenes con IA y el grupo familiar ya no es el mismo 😂",
+    ),
+    "pt": (
+        "O atendimento por IA do banco me fez repetir tudo cinco vezes. Quero um humano!",
+    ),
+    "fr": (
+        "Le chatbot IA de ma banque m'a fait tourner en rond pendant vingt minutes",
+    ),
+}
+
+LIFE: dict[str, tuple[str, ...]] = {
+    "en": (
+        # everyday life with no AI: the frames of AI-in-everyday-life posts, other things in them
+        "Called {life_place} and got {life_thing}. Four transfers later I still want a human",
+        "{life_place} now uses {life_thing} for everything and nobody asked for it",
+        "{person} discovered {life_thing} and the family group chat will never recover 😂",
+        "{life_thing} at {life_place} just told me something completely wrong, with confidence",
+        "{life_place} replaced the front desk with {life_thing}. it booked me for the wrong day",
+        "hot take: {life_thing} at {life_place} is worse than the hold music",
+        "teacher here: a kid's essay got flagged by {life_thing}. he wrote it in front of me",
+        "my {job} friend says the new software doubled her workload instead of halving it",
+        "{person}'s wedding speech was written on a napkin and honestly it was better than mine",
+        "the strike deal includes better pay for {job}s. big precedent {link_news}",
+        # the same lives in other trades, so the frames say nothing either way
+        "day {k} of learning {trade_life} and I already want to quit and open a bakery",
+        "told my grandma I work in {trade_life} and she asked if I can fix her printer",
+        "my {trade_life} course costs more than my car and the wifi keeps dropping",
+        "first week of my {trade_life} degree and everyone is smarter than me 😅",
+        "got the {trade_life} internship!!! my mom is telling the whole church",
+        "nobody warns you that {trade_life} is 80% meetings and 20% fixing spreadsheets",
+        "{person} just switched careers into {trade_life} at 45 and I'm so proud",
+        "the {trade_life} club at school is just free pizza and arguing about politics",
+        "asked {person} to plan my {dish} dinner and they forgot the main ingredient",
+        "the photo booth made my {pet} look like a Renaissance painting and I'm framing it",
+        "every app on my phone now wants a subscription and none of them do what I want",
+        "the minutes of my own meeting said I agreed to things I definitely did not agree to",
+        "{brand} added a screen to the fridge. the fridge. why does my fridge need a screen",
+        "the {city} council wants cameras to hand out parking fines. what could go wrong {link_news}",
     ),
 }
 
@@ -1585,12 +1885,19 @@ FIELD_CONTEXT: dict[str, tuple[str, ...]] = {
 }
 
 EMOJI.update({
+    # everyday life with AI and without is decorated alike, so the decoration tells nothing
+    "ai_life": EMOJI["ordinary"],
+    "life": EMOJI["ordinary"],
+    "implicit_life": EMOJI["implicit"],
     "ai_terms": EMOJI["ai"],
     "ai_context": EMOJI["implicit"],
     "news": ("📰", "🔬", "🧪", "📱", "💼", "📈", "📉", "🚀", "🛰️", "🌍", "💊", "🏥", "⚠️", "🔒", "💻", "👀"),
     "spam": ("👉", "🔥", "💯", "🎁", "💰", "🚀", "✨", "🙏", "❤️", "😍", "🎶", "🎧", "📚", "⭐", "💜", "🌙"),
 })
 HASHTAGS.update({
+    "ai_life": HASHTAGS["ordinary"],
+    "life": HASHTAGS["ordinary"],
+    "implicit_life": HASHTAGS["ordinary"],
     "ai_terms": HASHTAGS["ai"],
     "ai_context": VOCAB["impl_tag"],
     "news": VOCAB["newstag"] + ("tech", "science", "health", "StudyFinds", "earnings", "outage"),

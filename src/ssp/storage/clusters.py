@@ -154,36 +154,35 @@ def cluster_stage_table(name: str, metadata: MetaData | None = None) -> Table:
     )
 
 
-def cluster_centres_table(name: str, metadata: MetaData | None = None) -> Table:
-    """Each cluster's centre and weight after each micro-batch, and the points it got in that batch."""
+def _per_batch_table(name: str, metadata: MetaData | None, key: str, *columns: Column) -> Table:
+    """A table of rows per (job, micro-batch, ``key``): the shape of the centres and the merges tables."""
     validate_identifier(name, "table name")
     return Table(
         name,
         metadata or MetaData(),
         Column("job", Text, nullable=False),
         Column("batch_id", BigInteger, nullable=False),
-        Column("cluster", Integer, nullable=False),
+        Column(key, Integer, nullable=False),
+        *columns,
+        PrimaryKeyConstraint("job", "batch_id", key, name=f"{name}_pkey"),
+    )
+
+
+def cluster_centres_table(name: str, metadata: MetaData | None = None) -> Table:
+    """Each cluster's centre and weight after each micro-batch, and the points it got in that batch."""
+    return _per_batch_table(
+        name, metadata, "cluster",
         Column("centre", ARRAY(Float(precision=53)), nullable=False),
         Column("weight", Float(precision=53), nullable=False),
         Column("points", BigInteger, nullable=False),
         Column("written_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
-        PrimaryKeyConstraint("job", "batch_id", "cluster", name=f"{name}_pkey"),
     )
 
 
 def cluster_merges_table(name: str, metadata: MetaData | None = None) -> Table:
     """Clusters merged into others, by micro-batch: ``absorbed`` went into ``survivor`` (ids are never
     reused, so an absorbed id means the same cluster in every batch; the live view recolours by it)."""
-    validate_identifier(name, "table name")
-    return Table(
-        name,
-        metadata or MetaData(),
-        Column("job", Text, nullable=False),
-        Column("batch_id", BigInteger, nullable=False),
-        Column("absorbed", Integer, nullable=False),
-        Column("survivor", Integer, nullable=False),
-        PrimaryKeyConstraint("job", "batch_id", "absorbed", name=f"{name}_pkey"),
-    )
+    return _per_batch_table(name, metadata, "absorbed", Column("survivor", Integer, nullable=False))
 
 
 def cluster_models_table(name: str = CLUSTER_MODELS_TABLE, metadata: MetaData | None = None) -> Table:
