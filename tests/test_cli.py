@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ssp.cli import main
-from ssp.config import IngestConfig, load_config
+from ssp.config import ClassifyConfig, IngestConfig, LabelConfig, TrainConfig, load_config
 
 
 def _all_commands(group, path=()):
@@ -40,12 +40,24 @@ def test_every_command_has_help(command):
 
 
 def test_gin_param_overrides_the_default_file():
-    load_config([], ["IngestConfig.version = 3", "IngestConfig.table_prefix = 'other'"])
+    load_config([], ["DatasetConfig.version = 3", "DatasetConfig.raw_table_prefix = 'other'"])
     try:
         assert (IngestConfig().version, IngestConfig().table_prefix) == (3, "other")
+        assert LabelConfig().version == TrainConfig().version == ClassifyConfig().version == 3
+        assert IngestConfig(version=5).version == 5  # a command's --version, for that command
     finally:
         load_config()
     assert IngestConfig().version == 0
+
+
+def test_the_dataset_version_is_one_setting():
+    """The stages read the version from DatasetConfig; binding it on another stage is refused, by name."""
+    from ssp.config import ConfigError
+
+    for binding in ("IngestConfig.version = 2", "TrainConfig.version = 2", "IngestConfig.table_prefix = 'x'"):
+        with pytest.raises(ConfigError, match=binding.split(" = ")[0]):
+            load_config([], [binding])
+    load_config()
 
 
 def test_bad_gin_input_is_named():

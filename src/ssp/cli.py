@@ -1,7 +1,7 @@
 """The ``ssp`` command: one subcommand per stage, each defined in its stage's ``cli.py``.
 
 Gin files and bindings given before the subcommand configure every stage:
-``ssp --gin-file my.gin --gin-param 'IngestConfig.version = 2' ingest``.
+``ssp --gin-file my.gin --gin-param 'DatasetConfig.version = 2' ingest``.
 
 Errors: every domain error is an :class:`ssp.errors.SspError` (a ``click.ClickException``), so a
 command lets it rise and click shows it once, as ``Error: <message>`` with exit code 1.
@@ -24,7 +24,7 @@ __all__ = ["SspError", "main"]  # SspError is ssp.errors's; re-exported for code
 @click.option("--gin-file", "gin_files", multiple=True, type=click.Path(dir_okay=False),
               help="Extra gin file(s) on top of config/default_ssp_config.gin.")
 @click.option("--gin-param", "gin_params", multiple=True, metavar="BINDING",
-              help="A gin binding, e.g. 'IngestConfig.version = 2'. Repeatable.")
+              help="A gin binding, e.g. 'DatasetConfig.version = 2'. Repeatable.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what each stage is doing.")
 @click.version_option(package_name="ssp")
 def main(gin_files: tuple[str, ...], gin_params: tuple[str, ...], verbose: bool) -> None:

@@ -9,6 +9,7 @@ differ between machines or are secret (``SSP_DATABASE_URL``, ``SSP_KAFKA_BOOTSTR
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -158,24 +159,32 @@ class ProducerConfig:
     points_stream_rate: float = 100.0  # points a second of stream time when --rate is 0 (unlimited)
 
 
-@gin.configurable
+@gin.configurable(denylist=["table_prefix", "version"])
 @dataclass
 class IngestConfig:
-    """Kafka -> PostgreSQL (ssp ingest); the topic is TopicsConfig.mix_tweets_topic."""
+    """Kafka -> PostgreSQL (ssp ingest). One fact, one setting: the topic is TopicsConfig.mix_tweets_topic,
+    the table ``<DatasetConfig.raw_table_prefix>_<DatasetConfig.version>`` (a caller may pass others)."""
 
-    table_prefix: str = "raw_tweet_dataset"
-    version: int = 0
+    table_prefix: str | None = None
+    version: int | None = None
     dead_letter_table: str = "dead_letter_tweets"
     max_record_bytes: int = 256 * 1024
     max_offsets_per_trigger: int = 50_000
     trigger_seconds: float = 1.0
     starting_offsets: str = "earliest"
 
+    def __post_init__(self) -> None:
+        dataset = DatasetConfig()
+        self.table_prefix = dataset.raw_table_prefix if self.table_prefix is None else self.table_prefix
+        self.version = dataset.version if self.version is None else self.version
+
 
 @gin.configurable
 @dataclass
 class DatasetConfig:
-    """Deduplication and the train/dev/test split (ssp dataset prepare)."""
+    """Deduplication and the train/dev/test split (ssp dataset prepare), and the two facts every tweet stage
+    shares: the dataset version (raw_tweet_dataset_<v> -> ... -> classified_tweets_<v>) and the raw table's
+    prefix. The other stages' configs take their version from here (``--version`` overrides it per command)."""
 
     version: int = 0
     raw_table_prefix: str = "raw_tweet_dataset"
@@ -189,12 +198,12 @@ class DatasetConfig:
     english_only: bool = False
 
 
-@gin.configurable
+@gin.configurable(denylist=["version"])  # the version is DatasetConfig.version
 @dataclass
 class LabelConfig:
     """Weak labelling with Snorkel (ssp label, ssp label evaluate)."""
 
-    version: int = 0
+    version: int | None = None  # None: DatasetConfig.version
     engine: str = "auto"  # auto | pandas | spark
     spark_min_rows: int = 100_000  # auto picks Spark from this many rows on
     keyword_dir: str = ""  # default: $SSP_DATA_DIR/labeling if it exists, else the repo's data/labeling
@@ -210,13 +219,17 @@ class LabelConfig:
     # votes say little (a function that rarely overlaps with another)
     prec_init: float = 0.9
 
+    def __post_init__(self) -> None:
+        if self.version is None:
+            self.version = DatasetConfig().version
 
-@gin.configurable
+
+@gin.configurable(denylist=["version"])  # the version is DatasetConfig.version
 @dataclass
 class TrainConfig:
     """The text classifier (ssp train)."""
 
-    version: int = 0
+    version: int | None = None  # None: DatasetConfig.version
     model_name: str = "naive_text_clf"
     model_dir: str = ""  # default: $SSP_STATE_DIR/models
     architecture: str = "ngram_pool"  # ngram_pool | embedding_pool | bilstm
@@ -255,6 +268,10 @@ class TrainConfig:
         """Where models are exported, ``<models_path>/<model_name>/<N>/``: ``model_dir``, else ``<state dir>/models``."""
         return Path(self.model_dir) if self.model_dir else default_state_dir() / "models"
 
+    def __post_init__(self) -> None:
+        if self.version is None:
+            self.version = DatasetConfig().version
+
 
 @gin.configurable
 @dataclass
@@ -280,17 +297,21 @@ class ServeConfig:
         return f"http://{self.host}:{self.rest_api_port}"
 
 
-@gin.configurable
+@gin.configurable(denylist=["version"])  # the version is DatasetConfig.version
 @dataclass
 class ClassifyConfig:
     """Live classification of the stream (ssp classify); the topic is TopicsConfig.mix_tweets_topic."""
 
-    version: int = 0
+    version: int | None = None  # None: DatasetConfig.version
     threshold: float | None = None  # None: the model card's threshold of the version in use, else 0.5
     model_url: str = ""  # default: http://<ServeConfig.host>:<ServeConfig.rest_api_port>
     max_offsets_per_trigger: int = 20_000
     trigger_seconds: float = 1.0
     starting_offsets: str = "earliest"
+
+    def __post_init__(self) -> None:
+        if self.version is None:
+            self.version = DatasetConfig().version
 
 
 @gin.configurable
@@ -390,6 +411,16 @@ class ClusterConfig:
     def job_for(self, topic: str, algorithm: str | None = None) -> str:
         """The job name: ``job`` when set, else ``<algorithm>:<topic>``."""
         return self.job or f"{algorithm or self.algorithm}:{topic}"
+
+
+def overridden(config, **values):
+    """``config`` with each value given (not None) in place of its own: the one way a command's flags
+    override the gin settings.
+
+    >>> overridden(DatasetConfig(version=1, seed=3), version=4, seed=None).version
+    4
+    """
+    return dataclasses.replace(config, **{name: value for name, value in values.items() if value is not None})
 
 
 def load_config(gin_files: Sequence[str | Path] = (), bindings: Sequence[str] = ()) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from ssp.active.simulate import (
     write_csv,
 )
 from ssp.active.strategies import STRATEGIES
-from ssp.config import ActiveLearningConfig, InfraConfig, LabelConfig, TrainConfig, default_state_dir
+from ssp.config import ActiveLearningConfig, InfraConfig, LabelConfig, TrainConfig, default_state_dir, overridden
 from ssp.errors import reported
 
 
@@ -47,7 +46,7 @@ def al() -> None:
 
 @al.command("retrain")
 @click.option("--version", "version", type=click.IntRange(min=0), default=None,
-              help="Dataset version whose labels to train on (default: TrainConfig.version).")
+              help="Dataset version whose labels to train on (default: DatasetConfig.version).")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
               help="Where models go: <model-dir>/<model_name>/<N>/ (default: TrainConfig.model_dir, "
                    "else $SSP_STATE_DIR/models).")
@@ -63,10 +62,8 @@ def retrain_command(version: int | None, model_dir: str | None) -> None:
     from ssp.model.train import format_metrics
     from ssp.progress import progress_bar, summary
 
-    config = TrainConfig()
-    if model_dir is not None:
-        config = dataclasses.replace(config, model_dir=model_dir)
-    version = config.version if version is None else version
+    config = overridden(TrainConfig(), model_dir=model_dir, version=version)
+    version = config.version
     with reported("reading the dataset tables", ValueError, OSError), \
             progress_bar(f"retraining {config.model_name} on dataset {version}", config.epochs) as advance:
         result = retrain(InfraConfig().database_url, version, config, on_epoch=lambda epoch, logs: advance())
@@ -118,7 +115,7 @@ def _setting_line(setting: str, figures: dict) -> str:
 @al.command("simulate")
 @click.option("--version", "version", type=click.IntRange(min=0), default=None,
               help="Pool: the gold-labelled rows of train_dataset_<version>, tested on test_dataset_<version>'s "
-                   "(default: TrainConfig.version, unless --synthetic or --gold).")
+                   "(default: DatasetConfig.version, unless --synthetic or --gold).")
 @click.option("--synthetic", type=click.IntRange(min=20), default=None, metavar="N",
               help="Pool: N synthetic tweets (deduplicated, a quarter kept as the test set), the generator's "
                    "truth as the annotator; needs no database.")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
-from ssp.config import DatasetConfig, InfraConfig
+from ssp.config import DatasetConfig, InfraConfig, overridden
 from ssp.errors import reported
 
 
@@ -32,9 +30,7 @@ def prepare(version: int | None, overwrite: bool) -> None:
     from ssp.dataset.prepare import prepare_dataset
     from ssp.progress import summary
 
-    config = DatasetConfig()
-    if version is not None:
-        config = dataclasses.replace(config, version=version)
+    config = overridden(DatasetConfig(), version=version)
     with reported(f"preparing dataset version {config.version}", ValueError):
         result = prepare_dataset(InfraConfig().database_url, config, overwrite=overwrite)
     summary(result.line())

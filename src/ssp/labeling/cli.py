@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import click
 
-from ssp.config import InfraConfig, LabelConfig
+from ssp.config import InfraConfig, LabelConfig, overridden
 from ssp.errors import reported
 
 T = TypeVar("T")
@@ -55,15 +55,12 @@ def _reported(doing: str, run: Callable[[], T]) -> T:
 
 
 def _config(version: int | None) -> LabelConfig:
-    config = LabelConfig()
-    if version is not None:
-        config.version = version
-    return config
+    return overridden(LabelConfig(), version=version)
 
 
 @click.group("label", invoke_without_command=True)
 @click.option("--version", type=click.IntRange(min=0), default=None,
-              help="Dataset version to label (default: LabelConfig.version).")
+              help="Dataset version to label (default: DatasetConfig.version).")
 @click.option("--engine", type=click.Choice(["auto", "pandas", "spark"]), default=None,
               help="Where the labelling functions run; auto picks Spark for large tables (LabelConfig.spark_min_rows).")
 @click.pass_context
@@ -101,7 +98,7 @@ def label(ctx: click.Context, version: int | None, engine: str | None) -> None:
 
 @label.command("evaluate")
 @click.option("--version", type=click.IntRange(min=0), default=None,
-              help="Dataset version (default: the one given to `ssp label`, else LabelConfig.version).")
+              help="Dataset version (default: the one given to `ssp label`, else DatasetConfig.version).")
 @click.pass_context
 def evaluate(ctx: click.Context, version: int | None) -> None:
     """Weak labels (slabel) against gold labels (label, written by the tagger) on dev and test: accuracy,

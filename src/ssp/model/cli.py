@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import click
 
-from ssp.config import InfraConfig, TrainConfig
+from ssp.config import InfraConfig, TrainConfig, overridden
 from ssp.errors import reported
 
 
 @click.command("train")
 @click.option("--version", "version", type=int, default=None,
-              help="Dataset version: reads train_/dev_/test_dataset_<version> (default: TrainConfig.version).")
+              help="Dataset version: reads train_/dev_/test_dataset_<version> (default: DatasetConfig.version).")
 @click.option("--architecture", type=click.Choice(["ngram_pool", "embedding_pool", "bilstm"]), default=None,
               help="Model: word and character n-gram embeddings averaged (robust to unseen words), word embeddings "
                    "averaged, or a bidirectional LSTM (default: TrainConfig.architecture).")
@@ -34,8 +33,7 @@ def train(version: int | None, architecture: str | None, epochs: int | None, mod
     from ssp.model.train import format_metrics, run_training
     from ssp.progress import progress_bar
 
-    overrides = {"version": version, "architecture": architecture, "epochs": epochs, "model_dir": model_dir}
-    config = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    config = overridden(TrainConfig(), version=version, architecture=architecture, epochs=epochs, model_dir=model_dir)
     # TrainingDataError is a ValueError that names its input
     with reported("reading the dataset tables", ValueError, OSError), \
             progress_bar(f"training {config.model_name} on dataset {config.version}", config.epochs) as advance:

@@ -50,7 +50,7 @@ def ingest(topic, table_prefix, version, max_records, until_idle, checkpoint_dir
 @click.option("--topic", default=None, help="Kafka topic to read (default: TopicsConfig.mix_tweets_topic).")
 @click.option("--version", "version", type=int, default=None,
               help="Table version: writes classified_tweets_<v>, ai_tweets_<v> and ai_tweet_urls_<v> "
-                   "(default: ClassifyConfig.version). The model version is the server's newest, per micro-batch.")
+                   "(default: DatasetConfig.version). The model version is the server's newest, per micro-batch.")
 @click.option("--threshold", type=float, default=None,
               help="P(AI) at or over which a tweet goes to ai_tweets_<v> (default: ClassifyConfig.threshold, else "
                    "the threshold in the model card of the model version in use, else 0.5).")

@@ -9,7 +9,7 @@ from ssp.config import ClassifyConfig, InfraConfig, WebConfig
 
 @click.command("dashboard")
 @click.option("--version", type=click.IntRange(min=0), default=None,
-              help="Which classify run to show: the tables *_<version> (default: ClassifyConfig.version).")
+              help="Which classify run to show: the tables *_<version> (default: DatasetConfig.version).")
 @click.option("--host", default=None, help="Address to listen on (default: WebConfig.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
               help="Port to listen on; 0 picks a free one (default: WebConfig.dashboard_port, 5001).")

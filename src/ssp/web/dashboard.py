@@ -462,7 +462,7 @@ def create_app(config: Mapping[str, Any] | str | None = None, version: int | Non
     leaves out comes from the environment, so ``flask --app ssp.web.dashboard run`` serves it.
 
     ``SSP_DATABASE_URL`` (default ``$SSP_DATABASE_URL``, else the local stack's), ``SSP_VERSION`` (whose
-    classify tables to show: ``$SSP_DASHBOARD_VERSION``, else ``ClassifyConfig.version``), ``SSP_WEB`` (a
+    classify tables to show: ``$SSP_DASHBOARD_VERSION``, else ``DatasetConfig.version``), ``SSP_WEB`` (a
     WebConfig), ``TESTING``; other keys go to ``app.config`` as they are. ``create_app(database_url, version,
     web_config, testing=...)``, the form ssp's own callers use, is the same with those settings.
 
