@@ -27,6 +27,7 @@ from test_dashboard import fresh_version
 pytestmark = pytest.mark.integration
 
 K, HALF_LIFE, SEED = 3, 4.0, 42
+DP_LAMBDA = 16.0
 PER_TRIGGER = 300
 
 
@@ -50,12 +51,14 @@ def config(**overrides) -> ClusterConfig:
     return ClusterConfig(**{**values, **overrides})
 
 
-def stored_model(db, job: str, version: int) -> tuple[int, StreamingKMeans]:
+def stored_model(db, job: str, version: int):
+    from ssp.clustering import model_from_state
+
     with db.cursor() as cur:
         cur.execute("SELECT batch_id, state FROM cluster_models WHERE job = %s AND version = %s "
                     "ORDER BY batch_id DESC LIMIT 1", (job, version))
         batch_id, state = cur.fetchone()
-    return batch_id, StreamingKMeans.from_state(state)
+    return batch_id, model_from_state(state)
 
 
 def assignments(db, tables: ClusterTables, job: str) -> list[tuple]:
@@ -80,13 +83,15 @@ def replay_with_learn_many(rows: list[tuple], dim: int, **model_args) -> Streami
     return model
 
 
-def assert_same_model(got: StreamingKMeans, want: StreamingKMeans) -> None:
+def assert_same_model(got, want) -> None:
     assert (got.n_batches, got.n_points) == (want.n_batches, want.n_points)
+    assert got.cluster_ids.tolist() == want.cluster_ids.tolist()
     np.testing.assert_allclose(got.centres, want.centres, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-9)
 
 
-def stream_command(topic: str, version: int, job: str, checkpoint) -> list[str]:
+def stream_command(topic: str, version: int, job: str, checkpoint, algorithm: str = "kmeans") -> list[str]:
+    extra = ["--algorithm", algorithm] + (["--lambda", str(DP_LAMBDA)] if algorithm == "dpmeans" else [])
     return [
         sys.executable, "-m", "ssp.cli",
         "--gin-param", f"ClusterConfig.max_offsets_per_trigger = {PER_TRIGGER}",
@@ -94,7 +99,7 @@ def stream_command(topic: str, version: int, job: str, checkpoint) -> list[str]:
         "--gin-param", "InfraConfig.spark_master = 'local[2]'",
         "--gin-param", "InfraConfig.spark_driver_memory = '1g'",
         "cluster", "stream", "--topic", topic, "--version", str(version), "--job", job, "--k", str(K),
-        "--half-life", str(HALF_LIFE), "--seed", str(SEED), "--checkpoint-dir", str(checkpoint),
+        "--half-life", str(HALF_LIFE), "--seed", str(SEED), "--checkpoint-dir", str(checkpoint), *extra,
     ]
 
 
@@ -126,14 +131,15 @@ def kill_after_batches(proc: subprocess.Popen, database_url: str, job: str, vers
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_sigkill_and_restart_ends_with_the_uninterrupted_model(spark, stack, db, unique_name, tmp_path):
+@pytest.mark.parametrize("algorithm", ["kmeans", "dpmeans"])
+def test_sigkill_and_restart_ends_with_the_uninterrupted_model(algorithm, spark, stack, db, unique_name, tmp_path):
     n = 2400
     topic, version = unique_name("points"), fresh_version()
     tables = ClusterTables.for_version(version)
     send_points(topic, points_payloads(n, seed=5, k=K, dim=2, scenario="drift"))
 
     # the run to kill starts first, so its Spark starts while the reference run works in this process
-    command = stream_command(topic, version, "killed", tmp_path / "killed")
+    command = stream_command(topic, version, "killed", tmp_path / "killed", algorithm)
     log = tmp_path / "killed.log"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(command + ["--until-idle", "30"], stdout=subprocess.DEVNULL, stderr=stderr,
@@ -143,7 +149,8 @@ def test_sigkill_and_restart_ends_with_the_uninterrupted_model(spark, stack, db,
     killer.start()
     try:
         reference = run_cluster_stream(spark, infra=stack, config=config(), topic=topic, version=version,
-                                       job="reference", max_records=n, checkpoint_dir=tmp_path / "reference")
+                                       job="reference", max_records=n, checkpoint_dir=tmp_path / "reference",
+                                       algorithm=algorithm, lambda_=DP_LAMBDA if algorithm == "dpmeans" else None)
         killer.join(timeout=180)
     finally:
         if proc.poll() is None:
@@ -154,8 +161,8 @@ def test_sigkill_and_restart_ends_with_the_uninterrupted_model(spark, stack, db,
     _, want = stored_model(db, "reference", version)
     reference_rows = assignments(db, tables, "reference")
     assert len(reference_rows) == n
-    # the executors' assign + sums and the driver's fold are learn_many, batch for batch
-    assert_same_model(want, replay_with_learn_many(reference_rows, dim=2))
+    if algorithm == "kmeans":  # the executors' assign + sums and the driver's fold are learn_many, batch for batch
+        assert_same_model(want, replay_with_learn_many(reference_rows, dim=2))
 
     at_kill = committed_batches(db, "killed", version)
     assert 3 <= at_kill < reference.committed, "the kill did not land mid-stream"
