@@ -60,13 +60,18 @@ def kafka_stream(spark, infra: InfraConfig, topic: str, starting_offsets: str, m
     )
 
 
-def stop_between_batches(query, timeout: float = STOP_WAIT_SECONDS) -> None:
-    """Stop ``query`` once its running micro-batch (if any) has finished, waiting at most ``timeout``
-    seconds: stopping mid-batch interrupts its tasks, which is safe (the batch is not committed and is
-    replayed on restart) but wastes the work and fills the log with the interruption's traces."""
+def stop_between_batches(query, progress: StreamProgress | None = None, timeout: float = STOP_WAIT_SECONDS) -> None:
+    """Stop ``query`` once the micro-batch running now (if any) has finished, waiting at most ``timeout``
+    seconds, and without waiting for the next one even if it has started (with a backlog they run back to
+    back): stopping mid-batch interrupts its tasks, which is safe (the batch is not committed and is
+    replayed on restart) but wastes the work and fills the log with the interruption's traces.
+    ``progress`` counts the batches ``foreachBatch`` finished; without it, the wait is for an idle trigger."""
     deadline = time.monotonic() + timeout
+    finished = None if progress is None else progress.batches
     try:
         while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            if finished is not None and progress.batches != finished:
+                break  # the batch that was running has finished: stop before the next one does much
             time.sleep(0.05)
     finally:
         query.stop()
@@ -124,7 +129,7 @@ def run_until_done(
         for event in query.recentProgress:
             log.info("progress: batch %s, %s rows, durations %s", event.get("batchId"), event.get("numInputRows"),
                      event.get("durationMs"))
-        stop_between_batches(query)
+        stop_between_batches(query, progress)
     if exception is not None:
         raise RuntimeError(f"the {name} stream failed: {exception}")
     return time.monotonic() - start
