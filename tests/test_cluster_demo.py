@@ -4,10 +4,7 @@ clear errors, and `ssp demo --use-case kmeans` end to end (stream, model in Post
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -15,6 +12,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from helpers import DemoRun
 from ssp.cli import main
 from ssp.infra.process import free_port, port_is_open
 from ssp.sources.points import points_payloads
@@ -60,21 +58,10 @@ def test_kmeans_demo_streams_clusters_and_serves_the_view_then_stops_cleanly(sta
                     "InfraConfig.spark_driver_memory = '1g'"):
         argv += ["--gin-param", binding]
     argv += ["demo", "--use-case", "kmeans", "--version", str(version), "--rate", "400", "--half-life", "5"]
-    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        for line in demo.stdout:
-            output.append(line)
-            if line.startswith("demo ready"):
-                ready.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    demo = DemoRun(argv)
     try:
-        assert ready.wait(300) and demo.poll() is None, "".join(output[-40:])
-        text = "".join(output)
+        assert demo.wait_ready(300), demo.text[-4000:]
+        text = demo.text
         assert all(f"[{step}/4]" in text for step in range(1, 5)) and f"http://127.0.0.1:{port}/" in text
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert response.status == 200 and b"bokeh" in response.read().lower()
@@ -88,17 +75,10 @@ def test_kmeans_demo_streams_clusters_and_serves_the_view_then_stops_cleanly(sta
                 batches, points, job, last_job = cur.fetchone()
         # the run's own topic: <TopicsConfig.points_topic>_<time>, so its model starts from this run's points
         assert job == last_job and job.startswith(f"kmeans:{topic}_"), job
-        assert batches >= 3 and points > 0, "".join(output[-40:])
+        assert batches >= 3 and points > 0, demo.text[-4000:]
     finally:
-        if demo.poll() is None:
-            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        try:
-            code = demo.wait(120)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            raise
-        reader.join(10)
-    text = "".join(output)
+        code = demo.stop()
+    text = demo.text
     assert code == 0, text[-3000:]
     for name in ("points stream", "kmeans stream", "cluster view"):
         assert f"stopped {name} (exit code 0)" in text, text[-3000:]

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 import pytest
 
+from helpers import DemoRun
 from ssp.infra.process import free_port, port_is_open
 
 pytestmark = pytest.mark.integration
@@ -42,21 +40,10 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
         argv += ["--gin-param", binding]
     argv += ["demo", "--tweets", "3000", "--version", str(version), "--rate", "50"]
     env = {**os.environ, "SSP_TAGGER_TOKEN": "demo-test-token", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    output: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        for line in demo.stdout:
-            output.append(line)
-            if line.startswith("demo ready"):
-                ready.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    demo = DemoRun(argv, env)
     try:
-        assert ready.wait(600) and demo.poll() is None, "".join(output[-40:])
-        text = "".join(output)
+        assert demo.wait_ready(600), demo.text[-4000:]
+        text = demo.text
         for step in range(1, 10):
             assert f"[{step}/9]" in text
         assert "demo-test-token" in text
@@ -73,7 +60,7 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
                 pass  # 503 until the classify stream has created its tables
             if not ai_tweets:
                 time.sleep(2)
-        assert ai_tweets, "no AI tweets on the dashboard; demo output:\n" + "".join(output[-40:])
+        assert ai_tweets, "no AI tweets on the dashboard; demo output:\n" + demo.text[-4000:]
         # classify applies the model card's decision threshold (chosen at training) when none is given
         card = json.loads((tmp_path / "models" / "naive_text_clf" / "1" / "model_card.json").read_text())
         assert 0.0 < card["threshold"] < 1.0
@@ -82,15 +69,8 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['tagger']}/login", timeout=5) as response:
             assert response.status == 200 and b"token" in response.read().lower()
     finally:
-        if demo.poll() is None:
-            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        try:
-            code = demo.wait(120)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            raise
-        reader.join(10)
-    text = "".join(output)
+        code = demo.stop()
+    text = demo.text
     assert code == 0, text[-3000:]
     for name in ("model server", "classify stream", "live synthetic tweets", "dashboard", "tagger"):
         assert f"stopped {name} (exit code 0)" in text
