@@ -642,8 +642,9 @@ class ClusterStreamResult:
         resumed = f"resumed from batch {self.resumed_from}, " if self.resumed_from is not None else ""
         skipped = f", {self.skipped} replayed micro-batches skipped" if self.skipped else ""
         weights = ", ".join(f"{w:.1f}" for w in self.weights) or "no centres yet"
+        shape = f"k={s.k}" if s.algorithm == "kmeans" else f"{len(self.weights)} clusters"
         return (f"clustered {self.points} points from {s.topic} into {s.tables.assignments} with {s.algorithm} "
-                f"(job {s.job}, k={s.k}; {resumed}{self.committed} micro-batches committed{skipped}; {self.seen} records "
+                f"(job {s.job}, {shape}; {resumed}{self.committed} micro-batches committed{skipped}; {self.seen} records "
                 f"read, {self.dead} to {s.tables.dead}); the model has learnt {self.model_batches} batches, weights "
                 f"[{weights}]; {self.seconds:.1f} s ({rate:,.0f} records/s)")
 
