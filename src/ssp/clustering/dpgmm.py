@@ -99,6 +99,8 @@ from typing import Any
 
 import numpy as np
 
+from ssp.clustering._checks import finite_points as _points
+from ssp.clustering._checks import preview as _preview
 from ssp.clustering.seeding import kmeans_plus_plus
 from ssp.clustering.streaming_kmeans import resolve_forgetting
 
@@ -881,9 +883,6 @@ def _nearest_index(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return ((centres * centres).sum(axis=1) - 2.0 * points @ centres.T).argmin(axis=1)
 
 
-def _preview(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _one(x: Any) -> np.ndarray:
@@ -896,25 +895,6 @@ def _one(x: Any) -> np.ndarray:
     return array[None, :]
 
 
-def _points(points: Any, dim: int | None) -> np.ndarray:
-    """``points`` as a finite float64 ``(n, dim)`` array, or a ValueError saying what is wrong."""
-    try:
-        array = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"points must be numbers, got {_preview(points)} ({err})") from None
-    if array.ndim == 1 and array.size == 0:
-        array = array.reshape(0, dim or 0)
-    elif array.ndim != 2:
-        raise ValueError(f"points must be a 2-D array (one row a point), got shape {array.shape}")
-    if len(array) and dim is not None and array.shape[1] != dim:
-        raise ValueError(f"points must have {dim} coordinates, got {array.shape[1]}")
-    if len(array) and array.shape[1] == 0:
-        raise ValueError("points must have at least one coordinate")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        raise ValueError(f"points must be finite numbers; point {row}, coordinate {column} is {array[row, column]}")
-    return array
 
 
 def _weights(weights: Any, n: int) -> np.ndarray:

@@ -118,6 +118,8 @@ from typing import Any
 
 import numpy as np
 
+from ssp.clustering._checks import finite_points as _points
+from ssp.clustering._checks import preview as _preview
 from ssp.clustering.streaming_kmeans import resolve_forgetting
 
 __all__ = ["DPMeans", "DPUpdate", "lambda_from_k", "squared_distances"]
@@ -194,25 +196,6 @@ def _weighted_sums(points: np.ndarray, weights: np.ndarray, labels: np.ndarray, 
     return counts, sums
 
 
-def _points(value: Any, dim: int | None, *, name: str = "points") -> np.ndarray:
-    """``value`` as a finite float64 ``(n, d)`` array (an empty list is no points), or a clear ValueError."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be numbers, got {_preview(value)} ({err})") from None
-    if array.ndim == 1 and array.size == 0:
-        array = array.reshape(0, dim or 0)
-    elif array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (one row a point), got shape {array.shape}")
-    if len(array) and array.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one coordinate")
-    if dim is not None and len(array) and array.shape[1] != dim:
-        raise ValueError(f"{name} must have {dim} coordinates, got {array.shape[1]}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        raise ValueError(f"{name} must be finite numbers; point {row}, coordinate {column} is {array[row, column]}")
-    return array
 
 
 def _point_weights(value: Any, n: int) -> np.ndarray:
@@ -229,9 +212,6 @@ def _point_weights(value: Any, n: int) -> np.ndarray:
     return array
 
 
-def _preview(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:

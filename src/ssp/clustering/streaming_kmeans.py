@@ -98,6 +98,7 @@ from typing import Any
 
 import numpy as np
 
+from ssp.clustering._checks import preview as _preview
 from ssp.clustering.seeding import kmeans_plus_plus
 
 __all__ = [
@@ -530,9 +531,6 @@ class StreamingKMeans:
 
 
 # ---------------------------------------------------------------------- validation helpers
-def _preview(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_count(name: str, value: Any, *, minimum: int = 1, needed: str | None = None) -> int:
