@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -18,13 +20,13 @@ from ssp.active.simulate import (
     SimulationData,
     SimulationError,
     SimulationResult,
-    WeakStart,
     gold_data,
     labels_to_reach,
+    round_config,
     simulate,
     simulation_config,
     synthetic_data,
-    workflow_targets,
+    workflow_frame,
 )
 from ssp.evaluation.gold import read_gold
 from test_train import dataset_rows, fresh_version, write_dataset
@@ -162,20 +164,26 @@ def test_gold_data_splits_stratified_disjoint_and_without_ambiguous_rows(gold_pa
         gold_data(gold_path, test_share=1.0, weak=False)
 
 
-def test_workflow_targets_gold_overrides_weak_for_asked_rows():
-    weak = WeakStart(np.array([0.9, 0.8, np.nan, 0.1, np.nan, 0.3]), no_vote_target=0.1)
-    gold = np.array([1, 0, 1, 1, 0, 0])
+def test_workflow_trains_as_ssp_train_does_gold_over_weak_for_asked_rows():
+    from ssp.config import TrainConfig
+    from ssp.model.train import run_targets, sample_weights
+
+    pool = Pool(np.arange(6), np.array(list("abcdef"), dtype=object), np.array([1, 0, 1, 1, 0, 0]),
+                np.array([0.9, 0.8, np.nan, 0.1, np.nan, 0.3]))
+    stream = pd.DataFrame({"text": ["s1", "s2"], "slabel": pd.array([1, -1], "Int64"), "slabel_prob": [0.7, np.nan]})
     asked = np.array([False, True, True, True, False, False])
-    rows, targets, weights = workflow_targets(weak, gold, asked)
-    # row 4: no vote, not asked: left out; rows 1-3 asked: gold, whatever Snorkel said (or did not)
-    assert rows.tolist() == [0, 1, 2, 3, 5] and weights is None
-    assert targets.tolist() == pytest.approx([0.9, 0.0, 1.0, 1.0, 0.3])
-    rows, targets, weights = workflow_targets(WeakStart(weak.probs, 0.1, no_vote_weight=0.25), gold, asked)
-    assert rows.tolist() == [0, 1, 2, 3, 4, 5]
-    assert targets.tolist() == pytest.approx([0.9, 0.0, 1.0, 1.0, 0.1, 0.3])
-    assert weights.tolist() == [1.0, 1.0, 1.0, 1.0, 0.25, 1.0]  # an asked row without a vote is gold: weight 1
-    rows, targets, _ = workflow_targets(weak, gold, np.zeros(6, dtype=bool))  # round 0: weak labels only
-    assert rows.tolist() == [0, 1, 3, 5] and targets.tolist() == pytest.approx([0.9, 0.8, 0.1, 0.3])
+    config = TrainConfig(version=0)  # hard Snorkel targets, rows without a vote as not AI (weight 1)
+    rows = run_targets(workflow_frame(pool, asked, stream), config)
+    # rows 1-3 asked: gold, whatever Snorkel said (or did not); row 4: no vote, not asked: a weak negative
+    assert rows.texts.tolist() == ["a", "b", "c", "d", "e", "f", "s1", "s2"]
+    assert rows.targets.tolist() == [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    assert rows.sources.tolist() == ["snorkel", "gold", "gold", "gold", "no_vote", "snorkel", "snorkel", "no_vote"]
+    weighted = dataclasses.replace(config, no_vote_weight=0.25)
+    assert sample_weights(run_targets(workflow_frame(pool, asked, stream), weighted), weighted).tolist() == [
+        1.0, 10.0, 10.0, 10.0, 0.25, 1.0, 1.0, 0.25]  # a gold label weighs TrainConfig.gold_weight weak ones
+    soft = dataclasses.replace(config, snorkel_targets="soft", no_vote_weight=0.0)
+    rows = run_targets(workflow_frame(pool, np.zeros(6, dtype=bool)), soft)  # round 0: weak labels only, no stream
+    assert rows.texts.tolist() == ["a", "b", "d", "f"] and rows.targets.tolist() == pytest.approx([0.9, 0.8, 0.1, 0.3])
 
 
 def test_workflow_on_written_posts_gains_from_gold_labels(gold_pool):
@@ -191,10 +199,29 @@ def test_workflow_on_written_posts_gains_from_gold_labels(gold_pool):
     assert run.figures()["weak_only_f1"] == pytest.approx(curve[0][2], abs=1e-4)
 
 
+def test_workflow_with_the_stream_trains_as_ssp_train_and_gold_labels_count(gold_path):
+    """The tagger's workflow with a stream (5,000 synthetic posts beside the written pool): ssp train's own
+    config, and 200 gold labels (weight TrainConfig.gold_weight) on top of the weak ones. From scratch
+    200 labels gave F1 0.46-0.73 on this data; with the stream's weak labels the model is at the served
+    model's goal before and after (``ssp al simulate`` measures the full curves: README, Active learning)."""
+    data = gold_data(gold_path, stream=5000)
+    assert data.details["stream_unique"] == len(data.stream) + len(data.stream_dev) > 4000
+    assert 0 < data.details["stream_weak_ai"] < data.details["stream_unique"] and data.details["stream_no_vote"] > 0
+    config = round_config("workflow", data)
+    assert config.patience < config.epochs and config.gold_weight > 1  # ssp train's own config
+    run = simulate(data, strategies=("least_confidence",), rounds=1, batch=200, seeds=1, setting="workflow",
+                   config=config)
+    figures = run.figures()
+    assert figures["gold_labels_at"] == 200 and [p.labels for p in run.points] == [0, 200]
+    assert figures["weak_only_f1"] >= 0.75, figures
+    assert figures["f1_at_gold_labels"]["least_confidence"] >= 0.75, figures
+
+
 def test_simulate_with_gold_file_writes_both_settings(gold_path, tmp_path):
     out = tmp_path / "al"
     outcome = CliRunner().invoke(al, ["simulate", "--gold", str(gold_path), "--rounds", "1", "--batch", "10",
-                                      "--seeds", "1", "--initial", "10", "--epochs", "3", "--out", str(out),
+                                      "--seeds", "1", "--initial", "10", "--epochs", "3", "--stream", "0",
+                                      "--out", str(out),
                                       "--strategy", "random"])  # one strategy, 4 models: the files are the point
     assert outcome.exit_code == 0, outcome.output
     lines = outcome.output.strip().splitlines()

@@ -1,5 +1,10 @@
 """The README's main command, end to end: `ssp demo` on the test stack runs the whole cycle, its services
-answer, the live stream gets classified onto the dashboard, and Ctrl-C stops everything cleanly."""
+answer, the live stream gets classified onto the dashboard, and Ctrl-C stops everything cleanly.
+
+The demo trains as ``make demo`` does (its default 20,000 synthetic tweets, the default training), so
+the model it serves is the one issue 18's goals are about: scored through the model server on the
+labelled dev files (the written posts and the 200 real tweets), it must meet them. The files are
+fixed, so the figures are stable; the bounds are the issue's goals, not figures tuned to the files."""
 
 from __future__ import annotations
 
@@ -17,12 +22,34 @@ from ssp.infra.process import free_port, port_is_open
 pytestmark = pytest.mark.integration
 
 
+# issue 18's goals for the served model
+MODEL_F1 = 0.75  # AI class, written posts
+MODEL_TRAP_RATE = 0.10  # written traps called AI
+MODEL_REAL_FPR = 0.03  # ordinary real tweets called AI
+
+
 def _get_json(url: str):
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
 
-def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_path):
+def _served_model_meets_the_goals(model_url: str, written_dev_path, real_gold_path, base_path) -> None:
+    from ssp.evaluation.gold import read_gold
+    from ssp.evaluation.scoring import model_scores
+    from ssp.serving.client import PredictClient
+
+    with PredictClient(model_url, "naive_text_clf", timeout=30) as client:
+        written = read_gold(written_dev_path)
+        on_written = model_scores(written, client, base_path=base_path).evaluate(written)
+        real = read_gold(real_gold_path)
+        on_real = model_scores(real, client, base_path=base_path).evaluate(real)
+    assert on_written.overall.f1 >= MODEL_F1, on_written.line()
+    assert on_written.kind("trap").share_called_ai <= MODEL_TRAP_RATE, on_written.line()
+    assert on_real.overall.negatives >= 190
+    assert on_real.overall.fpr <= MODEL_REAL_FPR, on_real.line()
+
+
+def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_path, written_dev_path, real_gold_path):
     topic = unique_name("demo_topic")
     version = int(time.time()) % 100_000 + 200_000
     ports = {"serve": free_port(), "dashboard": free_port(), "tagger": free_port()}
@@ -33,12 +60,11 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
         f"WebConfig.dashboard_port = {ports['dashboard']}",
         f"WebConfig.tagger_port = {ports['tagger']}",
         f"TrainConfig.model_dir = '{tmp_path / 'models'}'",
-        "TrainConfig.epochs = 5",
     ]
     argv = [sys.executable, "-m", "ssp.cli"]
     for binding in bindings:
         argv += ["--gin-param", binding]
-    argv += ["demo", "--tweets", "3000", "--version", str(version), "--rate", "50"]
+    argv += ["demo", "--version", str(version), "--rate", "50"]  # the default 20,000 tweets, as make demo
     env = {**os.environ, "SSP_TAGGER_TOKEN": "demo-test-token", "TF_CPP_MIN_LOG_LEVEL": "2"}
     demo = DemoRun(argv, env)
     try:
@@ -50,6 +76,8 @@ def test_demo_runs_the_whole_cycle_and_stops_cleanly(stack, unique_name, tmp_pat
         # the model server serves the version the demo trained
         status = _get_json(f"http://127.0.0.1:{ports['serve']}/v1/models/naive_text_clf")
         assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        _served_model_meets_the_goals(f"http://127.0.0.1:{ports['serve']}", written_dev_path, real_gold_path,
+                                      tmp_path / "models" / "naive_text_clf")
         # the live stream gets classified and AI tweets reach the dashboard's API
         deadline = time.monotonic() + 240
         ai_tweets = []

@@ -1,6 +1,7 @@
 """Issue 18's goals, asserted on the fixed labelled dev files: the weak labels (labelling functions + label
 model, as ``ssp evaluate --labels`` computes them) must be right on real and written posts, not only on the
-synthetic stream. The served model's goals are asserted where the demo trains it (tests/test_demo.py).
+synthetic stream. The served model's goals are asserted where the demo trains it, on the model it serves
+(tests/test_demo.py).
 
 The files are fixed, so the figures are stable; a held-out set of the same kinds measures the result, so
 these bounds are the issue's goals, not figures tuned to the files."""

@@ -17,12 +17,11 @@ from ssp.active.simulate import (
     WORKFLOW,
     SimulationData,
     dataset_data,
-    default_weak_start,
     gold_data,
     output_names,
     plot_learning_curves,
+    round_config,
     simulate,
-    simulation_config,
     synthetic_data,
     trainings,
     write_csv,
@@ -91,11 +90,13 @@ def _settings_to_run(setting: str | None, gold: str | None) -> tuple[str, ...]:
 
 
 def _simulation_data(gold: str | None, payloads: str | None, test_share: float | None, synthetic: int | None,
-                     version: int | None, train_config: TrainConfig, label_config: LabelConfig) -> SimulationData:
+                     version: int | None, train_config: TrainConfig, label_config: LabelConfig,
+                     stream: int) -> SimulationData:
     settings = ActiveLearningConfig()
     if gold is not None:
         return gold_data(gold, settings.simulate_test_share if test_share is None else test_share,
-                         payloads=payloads, background=settings.simulate_weak_background, label_config=label_config)
+                         payloads=payloads, background=settings.simulate_weak_background, label_config=label_config,
+                         stream=stream)
     if synthetic is not None:
         return synthetic_data(synthetic)
     return dataset_data(InfraConfig().database_url, train_config.version if version is None else version)
@@ -144,14 +145,19 @@ def _setting_line(setting: str, figures: dict) -> str:
               help="Strategies to compare (repeat the option); the headline ratio needs least_confidence and random.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Training epochs per round, no early stopping; the architecture comes from TrainConfig "
-                   "(default: ActiveLearningConfig.simulate_epochs).")
+                   "(default: ActiveLearningConfig.simulate_epochs). A workflow with a stream trains as ssp "
+                   "train does instead (TrainConfig's epochs, early stopping on the stream's held-out rows).")
+@click.option("--stream", type=click.IntRange(min=0), default=None, metavar="N",
+              help="With --gold, the workflow setting: N synthetic posts (deduplicated) stand for the platform's "
+                   "stream, weak-labelled, training beside the pool as the dataset does in ssp train; 0: the "
+                   "pool alone (default: ActiveLearningConfig.simulate_workflow_stream).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for learning_curves.csv and learning_curves.png (default: $SSP_STATE_DIR/active_learning); "
                    "with two settings, learning_curves_<setting>.csv/.png.")
 def simulate_command(version: int | None, synthetic: int | None, gold: str | None, payloads: str | None,
                      setting: str | None, test_share: float | None, rounds: int | None, batch: int | None,
                      seeds: int | None, initial: int | None, strategies: tuple[str, ...], epochs: int | None,
-                     out_dir: str | None) -> None:
+                     stream: int | None, out_dir: str | None) -> None:
     """The learning-curve experiment: uncertainty sampling against random sampling, a labelled pool as the annotator.
 
     Each round trains the classifier on the labelled rows (workflow: on the pool's weak labels,
@@ -170,8 +176,8 @@ def simulate_command(version: int | None, synthetic: int | None, gold: str | Non
         raise click.UsageError("give --version or --synthetic, not both")
     if gold is not None and (version is not None or synthetic is not None):
         raise click.UsageError("give --gold or --version or --synthetic, one pool only")
-    if gold is None and (payloads is not None or test_share is not None):
-        raise click.UsageError("--payloads and --test-share go with --gold")
+    if gold is None and (payloads is not None or test_share is not None or stream is not None):
+        raise click.UsageError("--payloads, --test-share and --stream go with --gold")
     to_run = _settings_to_run(setting, gold)
     settings = ActiveLearningConfig()
     rounds = settings.simulate_rounds if rounds is None else rounds
@@ -180,21 +186,21 @@ def simulate_command(version: int | None, synthetic: int | None, gold: str | Non
     initial = settings.simulate_initial if initial is None else initial
     epochs = settings.simulate_epochs if epochs is None else epochs
     out = Path(out_dir) if out_dir else default_state_dir() / "active_learning"
+    if stream is None:
+        stream = settings.simulate_workflow_stream if WORKFLOW in to_run else 0
     train_config, label_config = TrainConfig(), LabelConfig()
-    config = simulation_config(train_config, epochs)
     start = time.monotonic()
     results = {}
     # a TrainingDataError is a ValueError that names its input
     with reported("reading the dataset tables", ValueError, OSError):
-        data = _simulation_data(gold, payloads, test_share, synthetic, version, train_config, label_config)
-        weak = (default_weak_start(data, settings.simulate_no_vote_weight, label_config) if WORKFLOW in to_run
-                else None)
+        data = _simulation_data(gold, payloads, test_share, synthetic, version, train_config, label_config, stream)
         out.mkdir(parents=True, exist_ok=True)
         total = len(to_run) * trainings(strategies, rounds, seeds)
         with progress_bar(f"simulating {' and '.join(to_run)} on {data.source}", total) as advance:
             for name in to_run:
                 results[name] = simulate(data, strategies, rounds=rounds, batch=batch, seeds=seeds, initial=initial,
-                                         config=config, on_round=lambda *_: advance(), setting=name, weak=weak)
+                                         config=round_config(name, data, train_config, epochs),
+                                         on_round=lambda *_: advance(), setting=name)
     per_setting, lines = {}, []
     for name, result in results.items():
         csv_name, png_name = output_names(name, both=len(results) > 1)

@@ -28,12 +28,19 @@ model fitted on the pool itself as ``ssp label`` fits on unlabelled rows. Two se
 
 * ``from_scratch``: the classifier learns from the gold labels asked for so far, nothing else
   (the experiment above);
-* ``workflow``: the tagger's real workflow. The classifier trains on every pool row's weak label
-  (``slabel_prob``, a soft target, where a labelling function voted), and every row a strategy has
-  asked for so far carries its gold label instead (:func:`workflow_targets`). Round 0 is the model
-  of weak labels alone (0 gold labels); the strategies pick by that model's scores, as the tagger
-  does. Rows no function voted on are left out, or, with ``WeakStart.no_vote_weight`` > 0, are
-  weak negatives with target ``LabelConfig.ai_prior`` (``TrainConfig.no_vote_weight``'s rule).
+* ``workflow``: the tagger's real workflow. The tagger labels posts of a dataset whose other rows,
+  the platform's stream, carry Snorkel's weak labels, and ``ssp train`` learns from all of them. So
+  the classifier trains as ``ssp train`` does (:func:`ssp.model.train.run_targets`: a gold label
+  where there is one, else Snorkel's decision, else not AI with ``TrainConfig.no_vote_weight``;
+  early stopping on Snorkel's labels of held-out stream rows), on the stream's rows and the pool's
+  (:func:`workflow_frame`), and every pool row a strategy has asked for so far carries its gold
+  label instead of its weak one. Round 0 is the model of weak labels alone (0 gold labels); the
+  strategies pick by that model's scores, as the tagger does. With a labelled file the stream is
+  ``--stream N`` synthetic posts (deduplicated as ``ssp dataset prepare`` does), weak-labelled by
+  the label model fitted on them and the pool together, as ``ssp label`` fits on the dataset's
+  rows; with a dataset version it is the train split's rows without a gold label, and early
+  stopping uses the dev split's Snorkel labels. Without a stream (``--stream 0``) only the pool's
+  weak labels train, for a fixed number of epochs.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ssp.active.strategies import STRATEGIES, order
 from ssp.charts import pyplot, save_figure
@@ -78,6 +86,11 @@ WORKFLOW_LABELS = 200
 WORKFLOW_GOAL_F1 = 0.8
 GOLD_TEST_SHARE = 0.2
 GOLD_SEED = 42
+# the synthetic stream beside a labelled file's pool in the workflow setting: its own seed, and the
+# share of it held out for early stopping (Snorkel's labels), as ssp train holds out dev
+STREAM_SEED = 1234
+STREAM_DEV_SHARE = 0.1
+STREAM_COLUMNS = ("text", "slabel", "slabel_prob")
 
 RoundCallback = Callable[[str, int, int, float], None]
 
@@ -108,6 +121,10 @@ class SimulationData:
     test_labels: np.ndarray
     source: str
     details: dict = field(default_factory=dict)
+    # the workflow setting's stream: rows never asked about that train with their weak labels
+    # (columns STREAM_COLUMNS), and the rows whose Snorkel labels stop training early
+    stream: pd.DataFrame | None = None
+    stream_dev: pd.DataFrame | None = None
 
 
 def synthetic_data(n: int, seed: int = SYNTHETIC_SEED, test_share: float = SYNTHETIC_TEST_SHARE) -> SimulationData:
@@ -205,13 +222,45 @@ def _weak_quality(probs: np.ndarray, labels: np.ndarray) -> dict:
             "weak_accuracy_voted": round(float((predicted[voted] == labels[voted]).mean()), 4) if voted.any() else None}
 
 
+def weak_columns(probs: np.ndarray) -> dict[str, pd.Series]:
+    """Snorkel's P(AI) per row (NaN: no vote) as the dataset tables hold it: ``slabel`` 0/1, -1 without
+    a vote, and ``slabel_prob`` (NULL without a vote).
+
+    >>> columns = weak_columns(np.array([0.9, np.nan, 0.2]))
+    >>> columns["slabel"].tolist(), columns["slabel_prob"].tolist()
+    ([1, -1, 0], [0.9, nan, 0.2])
+    """
+    probs = np.asarray(probs, dtype="float64")
+    voted = ~np.isnan(probs)
+    return {"slabel": pd.Series(np.where(voted, (np.nan_to_num(probs) > 0.5).astype(int), -1), dtype="Int64"),
+            "slabel_prob": pd.Series(probs, dtype="float64")}
+
+
+def synthetic_stream(n: int, seed: int = STREAM_SEED) -> pd.DataFrame:
+    """``n`` synthetic posts as the labelling functions read them, deduplicated on normalised text as
+    ``ssp dataset prepare`` does (the generator repeats itself)."""
+    from ssp.evaluation.scoring import background_frame
+    from ssp.text import normalize_text
+
+    rows = background_frame(n, seed)
+    return rows[~rows["text"].map(normalize_text).duplicated()].reset_index(drop=True)
+
+
+def _split_stream(stream: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    dev = np.zeros(len(stream), dtype=bool)
+    dev[np.random.default_rng(seed).permutation(len(stream))[: max(1, int(round(STREAM_DEV_SHARE * len(stream))))]] = True
+    return stream[~dev].reset_index(drop=True), stream[dev].reset_index(drop=True)
+
+
 def gold_data(path: str | Path, test_share: float = GOLD_TEST_SHARE, seed: int = GOLD_SEED,
               payloads: str | Path | None = None, weak: bool = True, background: int = 0,
-              label_config: LabelConfig | None = None) -> SimulationData:
+              label_config: LabelConfig | None = None, stream: int = 0) -> SimulationData:
     """A labelled file's definite rows split into a pool and a fixed test set, stratified by label and kind.
 
     Ambiguous rows (label -1) are dropped. With ``weak``, the pool carries Snorkel's P(AI)
-    (:func:`pool_weak_labels`) for the workflow setting and the disagreement strategy.
+    (:func:`pool_weak_labels`) for the workflow setting and the disagreement strategy; with
+    ``stream`` > 0, ``stream`` synthetic posts (:func:`synthetic_stream`) are the workflow's stream,
+    weak-labelled by one label model fitted on them and the pool.
     """
     from ssp.evaluation.gold import read_gold
 
@@ -227,7 +276,15 @@ def gold_data(path: str | Path, test_share: float = GOLD_TEST_SHARE, seed: int =
             raise SimulationError(f"{gold.path}: the {name} needs both AI (1) and not-AI (0) posts; the file has "
                                   f"{int((labels == 1).sum())} AI and {int((labels == 0).sum())} not-AI definite posts")
     pool_frame = frame[~is_test].reset_index(drop=True)
-    probs = pool_weak_labels(pool_frame, label_config, background) if weak else None
+    stream_rows = synthetic_stream(stream) if weak and stream > 0 else None
+    probs = stream_probs = None
+    if weak:
+        from ssp.labeling.pipeline import LF_INPUT_COLUMNS
+
+        both = pool_frame if stream_rows is None else pd.concat(
+            [pool_frame[list(LF_INPUT_COLUMNS)], stream_rows[list(LF_INPUT_COLUMNS)]], ignore_index=True)
+        all_probs = pool_weak_labels(both, label_config, background)
+        probs, stream_probs = all_probs[:len(pool_frame)], all_probs[len(pool_frame):]
     pool_labels = labels[~is_test]
     details = {
         "gold_file": str(gold.path), "posts": len(gold.frame), "ambiguous_dropped": len(gold.frame) - len(frame),
@@ -238,6 +295,13 @@ def gold_data(path: str | Path, test_share: float = GOLD_TEST_SHARE, seed: int =
     }
     if probs is not None:
         details.update(weak_background=background, **_weak_quality(probs, pool_labels))
+    train_stream = dev_stream = None
+    if stream_rows is not None:
+        stream_rows = pd.DataFrame({"text": stream_rows["text"], **weak_columns(stream_probs)})
+        train_stream, dev_stream = _split_stream(stream_rows, seed)
+        details.update(stream_generated=stream, stream_unique=len(stream_rows),
+                       stream_weak_ai=int((stream_rows["slabel"] == 1).sum()),
+                       stream_no_vote=int((stream_rows["slabel"] == -1).sum()))
     return SimulationData(
         # the file's ids are strings; the row's place in the file is the integer id the strategies hash
         pool=Pool(np.flatnonzero(~is_test).astype("int64"), frame["text"].to_numpy(dtype=object)[~is_test],
@@ -246,6 +310,8 @@ def gold_data(path: str | Path, test_share: float = GOLD_TEST_SHARE, seed: int =
         test_labels=labels[is_test],
         source=f"gold file {gold.path.name}",
         details=details,
+        stream=train_stream,
+        stream_dev=dev_stream,
     )
 
 
@@ -263,6 +329,7 @@ def dataset_data(database_url: str, version: int) -> SimulationData:
         raise SimulationError(f"table {data.tables['test']} has no gold labels: the simulation needs a gold test set")
     train = data.train[train_gold]
     test = data.test[test_gold]
+    stream_columns = list(STREAM_COLUMNS)
     # Snorkel's opinion where it voted (slabel -1 is an abstain); NaN elsewhere, as the strategies expect.
     voted = (train["slabel"].isna() | (train["slabel"] != -1)).to_numpy(bool)
     snorkel = np.where(voted, train["slabel_prob"].to_numpy(dtype="float64", na_value=np.nan), np.nan)
@@ -277,6 +344,9 @@ def dataset_data(database_url: str, version: int) -> SimulationData:
         test_labels=test["label"].to_numpy(dtype="int64"),
         source=f"dataset version {data.version}",
         details={"pool_table": data.tables["train"], "test_table": data.tables["test"]},
+        # the tagger's workflow for real: the train split's other rows are the stream, dev stops training
+        stream=data.train[~train_gold][stream_columns].reset_index(drop=True),
+        stream_dev=data.dev[data.dev["label"].isna()][stream_columns].reset_index(drop=True),
     )
 
 
@@ -396,44 +466,28 @@ def labels_to_reach(labels: Sequence[int], f1_means: Sequence[float], target: fl
     return None
 
 
-@dataclass(frozen=True)
-class WeakStart:
-    """The workflow setting's weak labels: P(AI) per pool row (NaN where no labelling function voted),
-    and what rows without a vote train as (left out when ``no_vote_weight`` is 0)."""
+def workflow_frame(pool: Pool, asked: np.ndarray, stream: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One workflow round's training rows as a dataset table holds them (``text``, gold ``label``,
+    ``slabel``, ``slabel_prob``): the pool's rows, a gold label on the rows asked for, Snorkel's weak
+    label on all of them, then the stream's rows (never asked, no gold label).
 
-    probs: np.ndarray
-    no_vote_target: float = 0.1
-    no_vote_weight: float = 0.0
-
-
-def workflow_targets(weak: WeakStart, gold_labels: np.ndarray,
-                     asked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The training rows, targets and sample weights (None: all 1) of one workflow round.
-
-    A row asked for carries its gold label, whatever Snorkel said; any other row its weak
-    P(AI) where a function voted, else (with ``no_vote_weight``) ``no_vote_target``, else it is left out.
-
-    >>> weak = WeakStart(np.array([0.875, np.nan, 0.25, np.nan]))
-    >>> rows, targets, weights = workflow_targets(weak, np.array([1, 1, 0, 0]), np.array([False, True, True, False]))
-    >>> rows.tolist(), targets.tolist(), weights
-    ([0, 1, 2], [0.875, 1.0, 0.0], None)
-    >>> negatives = WeakStart(weak.probs, no_vote_target=0.1, no_vote_weight=0.5)
-    >>> rows, targets, weights = workflow_targets(negatives, np.array([1, 1, 0, 0]), np.zeros(4, dtype=bool))
-    >>> rows.tolist(), targets.tolist(), weights.tolist()
-    ([0, 1, 2, 3], [0.875, 0.1, 0.25, 0.1], [1.0, 0.5, 1.0, 0.5])
+    >>> pool = Pool(np.arange(3), np.array(["a", "b", "c"], dtype=object), np.array([1, 0, 1]),
+    ...             np.array([0.875, np.nan, 0.25]))
+    >>> stream = pd.DataFrame({"text": ["s"], "slabel": pd.array([-1], "Int64"), "slabel_prob": [np.nan]})
+    >>> frame = workflow_frame(pool, np.array([False, True, True]), stream)
+    >>> frame["text"].tolist(), frame["label"].tolist(), frame["slabel"].tolist()
+    (['a', 'b', 'c', 's'], [<NA>, 0, 1, <NA>], [1, -1, 0, -1])
     """
-    probs = np.asarray(weak.probs, dtype="float64")
+    if pool.snorkel_probs is None:
+        raise SimulationError("the workflow setting needs Snorkel's weak labels on the pool")
     asked = np.asarray(asked, dtype=bool)
-    voted = ~np.isnan(probs)
-    no_vote = ~asked & ~voted
-    targets = np.where(asked, np.asarray(gold_labels, dtype="float64"),
-                       np.where(voted, probs, weak.no_vote_target))
-    keep = asked | voted | (no_vote if weak.no_vote_weight > 0 else np.zeros_like(no_vote))
-    rows = np.flatnonzero(keep)
-    weights = None
-    if weak.no_vote_weight > 0:
-        weights = np.where(no_vote, float(weak.no_vote_weight), 1.0)[rows]
-    return rows, targets[rows], weights
+    gold = pd.array(np.where(asked, pool.labels, 0), dtype="Int64")
+    gold[~asked] = pd.NA
+    rows = pd.DataFrame({"text": pool.texts, "label": gold, **weak_columns(pool.snorkel_probs)})
+    if stream is None or stream.empty:
+        return rows
+    return pd.concat([rows, stream.assign(label=pd.array([pd.NA] * len(stream), dtype="Int64"))[rows.columns]],
+                     ignore_index=True)
 
 
 def _check_sizes(data: SimulationData, strategies: Sequence[str], rounds: int, batch: int, seeds: int,
@@ -461,60 +515,63 @@ def _check_sizes(data: SimulationData, strategies: Sequence[str], rounds: int, b
         raise SimulationError(f"{data.source} gives no gold test labels")
 
 
-def _fit(texts: np.ndarray, labels: np.ndarray, config: TrainConfig, weights: np.ndarray | None = None):
+def _fit(texts: np.ndarray, labels: np.ndarray, config: TrainConfig, weights: np.ndarray | None = None,
+         dev=None):
     from ssp.model.train import train_classifier
 
     targets = labels.astype("float32")
-    # No rows to spare for a dev set: the labelled rows double as one, so the epoch kept is the one that
-    # fits them best (patience = epochs, so training never stops early).
-    return train_classifier(list(texts), targets, list(texts), targets, config, sample_weight=weights)
+    if dev is None or len(dev) == 0:
+        # No rows to spare for a dev set: the labelled rows double as one, so the epoch kept is the one
+        # that fits them best (simulation_config sets patience = epochs: training never stops early).
+        return train_classifier(list(texts), targets, list(texts), targets, config, sample_weight=weights)
+    return train_classifier(list(texts), targets, list(dev.texts), dev.targets, config, sample_weight=weights)
 
 
-def _round_model(pool: Pool, asked: np.ndarray, config: TrainConfig, weak: WeakStart | None):
-    """The classifier of one round: on the asked rows' gold labels alone, or (workflow) on weak labels with them."""
-    if weak is None:
+def _round_model(data: SimulationData, asked: np.ndarray, config: TrainConfig, setting: str):
+    """The classifier of one round: on the asked rows' gold labels alone, or (workflow) as ``ssp train``
+    trains on the stream's and the pool's rows, the asked ones with their gold labels."""
+    from ssp.model.train import run_targets, sample_weights, snorkel_rows
+
+    pool = data.pool
+    if setting == FROM_SCRATCH:
         return _fit(pool.texts[asked], pool.labels[asked], config)
-    rows, targets, weights = workflow_targets(weak, pool.labels, asked)
-    return _fit(pool.texts[rows], targets, config, weights)
+    labelled = run_targets(workflow_frame(pool, asked, data.stream), config)
+    dev = snorkel_rows(data.stream_dev) if data.stream_dev is not None else None
+    return _fit(labelled.texts, labelled.targets, config, sample_weights(labelled, config), dev)
 
 
-def default_weak_start(data: SimulationData, no_vote_weight: float = 0.0,
-                       label_config: LabelConfig | None = None) -> WeakStart:
-    """The pool's Snorkel labels as the workflow setting's start; rows without a vote are weak negatives
-    with ``LabelConfig.ai_prior`` as target when ``no_vote_weight`` > 0."""
-    if data.pool.snorkel_probs is None:
-        raise SimulationError(f"the workflow setting needs Snorkel's weak labels on the pool, which {data.source} "
-                              "does not have (use --gold or --version)")
-    prior = (label_config or LabelConfig()).ai_prior
-    return WeakStart(np.asarray(data.pool.snorkel_probs, dtype="float64"), prior, no_vote_weight)
+def round_config(setting: str, data: SimulationData, train: TrainConfig | None = None,
+                 epochs: int = SIM_EPOCHS) -> TrainConfig:
+    """The classifier of a setting: ``ssp train``'s own (``train``, early stopping on the stream's dev
+    rows) for a workflow with a stream, else ``train``'s model trained for ``epochs`` fixed epochs."""
+    if setting == WORKFLOW and data.stream_dev is not None and len(data.stream_dev):
+        return train if train is not None else TrainConfig()
+    return simulation_config(train, epochs)
 
 
 def simulate(data: SimulationData, strategies: Sequence[str] = DEFAULT_STRATEGIES, rounds: int = 10,
              batch: int = 20, seeds: int = 3, initial: int = 20, config: TrainConfig | None = None,
-             on_round: RoundCallback | None = None, setting: str = FROM_SCRATCH,
-             weak: WeakStart | None = None) -> SimulationResult:
+             on_round: RoundCallback | None = None, setting: str = FROM_SCRATCH) -> SimulationResult:
     """Run every strategy for ``rounds`` rounds of ``batch`` labels, for ``seeds`` seeds.
 
     ``from_scratch`` starts from ``initial`` random gold labels and trains on the gold labels
-    alone; ``workflow`` starts from 0 gold labels, the model trained on ``weak`` (default: the
-    pool's Snorkel labels, see :func:`default_weak_start`), and each round's gold labels override
-    the weak ones (``initial`` is not used). Seed ``s`` fixes the initial labels (shared by all
-    strategies, so round 0 is one model), the random strategy's order and the classifier's
-    initialisation. ``on_round`` is called after each trained model with (strategy, seed, round,
-    F1); round 0 reports strategy ``"initial"``.
+    alone; ``workflow`` starts from 0 gold labels, the model trained on the pool's and the
+    stream's weak labels (:func:`workflow_frame`), and each round's gold labels override the
+    pool's weak ones (``initial`` is not used). ``config`` defaults to :func:`round_config`'s.
+    Seed ``s`` fixes the initial labels (shared by all strategies, so round 0 is one model), the
+    random strategy's order and the classifier's initialisation. ``on_round`` is called after each
+    trained model with (strategy, seed, round, F1); round 0 reports strategy ``"initial"``.
     """
     from ssp.model.train import evaluate, predict_proba
 
     strategies = tuple(dict.fromkeys(strategies))
     if setting == WORKFLOW:
         initial = 0
+    if setting == WORKFLOW and data.pool.snorkel_probs is None:
+        raise SimulationError(f"the workflow setting needs Snorkel's weak labels on the pool, which {data.source} "
+                              "does not have (use --gold or --version)")
     _check_sizes(data, strategies, rounds, batch, seeds, initial, setting)
-    if setting == WORKFLOW and weak is None:
-        weak = default_weak_start(data)
-    weak = weak if setting == WORKFLOW else None
-    if weak is not None and len(weak.probs) != len(data.pool):
-        raise SimulationError(f"the weak labels hold {len(weak.probs)} values for {len(data.pool)} pool tweets")
-    config = config if config is not None else simulation_config()
+    config = config if config is not None else round_config(setting, data)
     pool, start = data.pool, time.monotonic()
     test_texts, test_labels = list(data.test_texts), data.test_labels
     needs_probs = any(s != CONTROL for s in strategies)
@@ -523,7 +580,7 @@ def simulate(data: SimulationData, strategies: Sequence[str] = DEFAULT_STRATEGIE
         seed_config = dataclasses.replace(config, seed=config.seed + seed)
         first = np.zeros(len(pool), dtype=bool)
         first[np.random.default_rng(seed).choice(len(pool), size=initial, replace=False)] = True
-        model = _round_model(pool, first, seed_config, weak)
+        model = _round_model(data, first, seed_config, setting)
         initial_f1 = float(evaluate(model, test_texts, test_labels)["f1"])
         initial_probs = predict_proba(model, list(pool.texts)) if needs_probs else None
         if on_round:
@@ -538,7 +595,7 @@ def simulate(data: SimulationData, strategies: Sequence[str] = DEFAULT_STRATEGIE
                                pool.snorkel_probs[candidates] if strategy == "disagreement" else None,
                                ids=pool.ids[candidates], seed=seed)
                 labelled[candidates[ranked[:batch]]] = True
-                model = _round_model(pool, labelled, seed_config, weak)
+                model = _round_model(data, labelled, seed_config, setting)
                 f1 = float(evaluate(model, test_texts, test_labels)["f1"])
                 points.append(CurvePoint(strategy, seed, round_number, int(labelled.sum()), f1))
                 if strategy != CONTROL and round_number < rounds:

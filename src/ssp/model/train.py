@@ -8,9 +8,12 @@ with ``<`` and ``>`` and hashed into ``ngram_buckets`` (all in TensorFlow string
 model), so a word never seen in training ("pytorchs", "PyTorch2", a word in another script)
 still counts through the n-grams it shares with known words. ``embedding_pool`` is the
 word-only average; ``bilstm`` reads the words with a bidirectional LSTM instead.
-In training, a tenth of the known words of each batch are read as the unknown word
-(``UNKNOWN_WORD_SHARE``), so that the unknown word, which is all a real post's names and slang are
-to the vocabulary, has learnt weights too instead of the random ones it starts with.
+In training, a share of the known words of each batch (``TrainConfig.unknown_word_share``, half
+by default) are read as the unknown word, so that the unknown word, which is all a real post's
+names and slang are to the vocabulary, has learnt weights too instead of the random ones it starts
+with, and so that the model cannot lean on the few words a synthetic template repeats: with half
+the words gone, what is left to learn from is what a real post shares with the training posts
+(character n-grams, the field's vocabulary in the lexicon features, the words that survive).
 
 Targets come from three label sources, the better one first: a row's gold ``label`` (the
 tagger's), else Snorkel's ``slabel_prob`` where a labelling function voted (``slabel`` != -1),
@@ -51,12 +54,6 @@ MIN_GOLD_DEV_ROWS = 20
 # Share of the training rows held out for early stopping when dev has no labels at all.
 HOLDOUT_SHARE = 0.1
 THRESHOLD = DEFAULT_THRESHOLD
-# Share of the known words of each training batch read as the unknown word instead. A vocabulary
-# learnt from the training texts holds every word in them, so without this the unknown word's
-# embedding is never trained, and a real post full of names and slang the model never saw gets a
-# score from that random vector ("so right Marcella" scored 0.7): trained this way it stands for
-# "some word", whose evidence is the stream's base rate.
-UNKNOWN_WORD_SHARE = 0.1
 _OOV_ID = 1  # TextVectorization: 0 pads, 1 is the unknown word
 _COLUMNS = ("id", "text", "slabel", "slabel_prob", "label")
 
@@ -203,6 +200,23 @@ def run_targets(frame: pd.DataFrame, config: TrainConfig) -> LabelledTexts:
     return training_targets(frame, no_vote_target, hard=hard)
 
 
+def sample_weights(labelled: LabelledTexts, config: TrainConfig) -> np.ndarray | None:
+    """The sample weights ``ssp train`` uses: ``config.gold_weight`` for the rows with a gold label,
+    ``config.no_vote_weight`` for the rows no labelling function voted on, 1 for Snorkel's; None when
+    every weight is 1.
+
+    >>> rows = LabelledTexts(np.array(["a", "b", "c"]), np.array([1.0, 0.0, 1.0]),
+    ...                      np.array(["snorkel", "no_vote", "gold"]))
+    >>> sample_weights(rows, TrainConfig(version=0, no_vote_weight=0.5, gold_weight=4.0)).tolist()
+    [1.0, 0.5, 4.0]
+    >>> sample_weights(rows, TrainConfig(version=0, no_vote_weight=1.0, gold_weight=1.0)) is None
+    True
+    """
+    weights = np.select([labelled.sources == "gold", labelled.sources == "no_vote"],
+                        [config.gold_weight, config.no_vote_weight], 1.0).astype("float64")
+    return None if (weights == 1.0).all() else weights
+
+
 def gold_rows(frame: pd.DataFrame) -> LabelledTexts:
     """Only the rows with a gold label."""
     gold = frame["label"].notna().to_numpy()
@@ -243,6 +257,10 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(f"TrainConfig.ngram_max ({config.ngram_max}) must be at least ngram_min ({config.ngram_min})")
     if not (config.no_vote_weight >= 0 and np.isfinite(config.no_vote_weight)):
         raise ValueError(f"TrainConfig.no_vote_weight must be 0 or more, got {config.no_vote_weight}")
+    if not (config.gold_weight > 0 and np.isfinite(config.gold_weight)):
+        raise ValueError(f"TrainConfig.gold_weight must be above 0, got {config.gold_weight}")
+    if not 0 <= config.unknown_word_share < 1:
+        raise ValueError(f"TrainConfig.unknown_word_share must be in [0, 1), got {config.unknown_word_share}")
     if config.snorkel_targets not in ("hard", "soft"):
         raise ValueError(f"TrainConfig.snorkel_targets must be 'hard' or 'soft', got {config.snorkel_targets!r}")
     if config.threshold_rule not in THRESHOLD_RULES:
@@ -447,7 +465,7 @@ def fit_classifier(
 
     def with_unknown_words(features, *rest):
         ids = features[0] if isinstance(features, tuple) else features
-        unknown = (tf.random.uniform(tf.shape(ids), seed=config.seed) < UNKNOWN_WORD_SHARE) & (ids > _OOV_ID)
+        unknown = (tf.random.uniform(tf.shape(ids), seed=config.seed) < config.unknown_word_share) & (ids > _OOV_ID)
         ids = tf.where(unknown, tf.constant(_OOV_ID, ids.dtype), ids)
         return ((ids, *features[1:]) if isinstance(features, tuple) else ids, *rest)
 
@@ -677,7 +695,7 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
     train = run_targets(data.train, config)
     train, dev, dev_source = _dev_set(data, train, config.seed)
     with_no_vote = config.no_vote_weight > 0
-    weights = np.where(train.sources == "no_vote", config.no_vote_weight, 1.0) if with_no_vote else None
+    weights = sample_weights(train, config)
 
     model, history = fit_classifier(train.texts, train.targets, dev.texts, dev.targets, config, sample_weight=weights,
                                     on_epoch=on_epoch)
@@ -711,7 +729,7 @@ def run_training(database_url: str, config: TrainConfig, on_epoch: EpochCallback
             "tables": data.tables,
             "label_sources": {"gold": train.count("gold"), "snorkel": train.count("snorkel"),
                               **({"no_vote": train.count("no_vote")} if with_no_vote else {})},
-            "label_rule": "gold `label` where present, else Snorkel's "
+            "label_rule": f"gold `label` (weight {config.gold_weight}) where present, else Snorkel's "
                           + ("decision (slabel 0/1)" if config.snorkel_targets == "hard" else "`slabel_prob`")
                           + " where slabel != -1"
                           + (f", else not AI with weight {config.no_vote_weight} where no labelling function voted"
