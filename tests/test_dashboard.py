@@ -187,6 +187,7 @@ def test_json_api_shapes(stack, make_client, db):
         "id": "11", "created_at": "2026-03-01T12:00:00Z", "classified_at": tweet["classified_at"], "user": "ada",
         "text": "eleven", "ai_prob": 0.8, "model_version": 1,
         "links": [{"url": "https://example.org/x", "domain": "example.org", "href": "https://example.org/x"}],
+        "platform": "x", "post_url": "https://x.com/i/web/status/11",
     }
     assert datetime.fromisoformat(tweet["classified_at"]) == (now - timedelta(minutes=2)).replace(microsecond=0)
 

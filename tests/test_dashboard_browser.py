@@ -58,7 +58,7 @@ def test_live_page_shows_new_ai_tweets_without_reload_and_escapes_them(stack, tm
             assert script_row.inner_html() == "&lt;script&gt;alert(1)&lt;/script&gt;"
             assert page.locator("#live-feed script").count() == 0
 
-            links = page.locator("#live-feed a")
+            links = page.locator("#live-feed td.links a")
             hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
             assert hrefs == ["https://example.org/diffusion", "https://news.example.com/attack",
                              "https://example.org/rl", "https://example.org/llm"]

@@ -45,6 +45,7 @@ def _register_stage_commands() -> None:
     from ssp.kafka.cli import produce
     from ssp.labeling.cli import label
     from ssp.model.cli import train
+    from ssp.repost.cli import repost
     from ssp.serving.cli import serve
     from ssp.streaming.cli import classify, ingest
     from ssp.streaming.cluster_cli import cluster
@@ -52,8 +53,14 @@ def _register_stage_commands() -> None:
     from ssp.web.tagger_cli import tagger
 
     for command in (infra, produce, ingest, demo, dataset, label, train, serve, classify, dashboard, tagger, al,
-                    evaluate, cluster):
+                    evaluate, cluster, repost):
         main.add_command(command)
+    from ssp.video.cli import video
+
+    main.add_command(video)
+    from ssp.users.cli import users
+
+    main.add_command(users)
 
 
 _register_stage_commands()

@@ -164,7 +164,7 @@ def start_children(plan: list[tuple[Child, str | None, str]], echo,
 
 
 # ---------------------------------------------------------------- the command
-USE_CASES = ("tweets", "kmeans", "dp")
+USE_CASES = ("tweets", "kmeans", "dp", "video", "users")
 # the clustering use cases: the algorithm and the points scenario each one shows
 CLUSTER_DEMOS = {"kmeans": ("kmeans", "events"), "dp": ("dpmeans", "merge")}
 
@@ -173,7 +173,8 @@ CLUSTER_DEMOS = {"kmeans": ("kmeans", "events"), "dp": ("dpmeans", "merge")}
 @click.option("--use-case", type=click.Choice(USE_CASES), default="tweets", show_default=True,
               help="tweets: the AI-tweet pipeline (dashboard, tagger). kmeans: streaming k-means on a drifting "
                    "points stream with its live view. dp: online DP-means on points whose clusters appear and "
-                   "merge.")
+                   "merge. video: colour clustering of a generated video's frames, the quantised video out. "
+                   "users: user-activity clustering (Spark ML, MLflow) on generated users, with its PNGs.")
 @click.option("--tweets", type=click.IntRange(min=100), default=20_000, show_default=True,
               help="Tweets: synthetic tweets for the first dataset.")
 @click.option("--version", "version", type=click.IntRange(min=0), default=0, show_default=True,
@@ -185,18 +186,33 @@ CLUSTER_DEMOS = {"kmeans": ("kmeans", "events"), "dp": ("dpmeans", "merge")}
               help="kmeans, dp: the model's half-life in micro-batches, so it follows the moving centres.")
 @click.option("--duration", type=click.FloatRange(min=1), default=None,
               help="Stop after this many seconds of running services (default: until Ctrl-C).")
+@click.option("--source", type=click.Choice(("synthetic", "bluesky")), default="synthetic", show_default=True,
+              help="Tweets: the live stream the classifier sees: synthetic (offline) or bluesky (public Bluesky "
+                   "posts from Jetstream, needs the internet; the first dataset stays synthetic).")
 @click.pass_context
 def demo(ctx: click.Context, use_case: str, tweets: int, version: int, rate: float | None, half_life: float,
-         duration: float | None) -> None:
+         duration: float | None, source: str) -> None:
     """The whole cycle on the embedded default: local stack, synthetic stream, ingest, dataset, Snorkel labels,
     a first model; then the model server, live classification, the dashboard and the tagger, with their URLs.
     With --use-case kmeans (or dp): the stack, a points stream, streaming k-means (or DP-means) and its live
     view.
     Ctrl-C stops everything."""
-    if use_case in CLUSTER_DEMOS:
+    if source != "synthetic" and use_case != "tweets":
+        raise SspError(f"--source picks the live stream of the tweets use case; leave it out for --use-case {use_case}")
+    if use_case == "users":  # a batch job: generate, cluster, track; no services stay up
+        from ssp.users.cli import run as users_run
+
+        ctx.invoke(users_run, workdir=None, source=None, from_tweets=False, version=None, n_users=None,
+                   mean_events=None, personas=None, seed=None, k_min=None, k_max=None, kmeans_restarts=None,
+                   no_mlflow=False)
+    elif use_case == "video":  # --rate: the video's frames per second
+        from ssp.video.demo import video_demo
+
+        video_demo(ctx, version, rate, duration)
+    elif use_case in CLUSTER_DEMOS:
         _cluster_demo(ctx, *CLUSTER_DEMOS[use_case], version, 200.0 if rate is None else rate, half_life, duration)
     else:
-        _tweets_demo(ctx, tweets, version, 20.0 if rate is None else rate, duration)
+        _tweets_demo(ctx, tweets, version, 20.0 if rate is None else rate, duration, source)
 
 
 def _gin(ctx: click.Context) -> dict[str, tuple[str, ...]]:
@@ -244,7 +260,8 @@ def _cluster_demo(ctx: click.Context, algorithm: str, scenario: str, version: in
     click.echo(f"demo stopped after {time.monotonic() - start:.0f} s; the stack is still up (`ssp infra down` stops it)")
 
 
-def _tweets_demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: float | None) -> None:
+def _tweets_demo(ctx: click.Context, tweets: int, version: int, rate: float, duration: float | None,
+                 source: str = "synthetic") -> None:
     from ssp.config import ServeConfig, WebConfig
     from ssp.dataset.cli import prepare
     from ssp.infra.cli import infra_up
@@ -289,12 +306,16 @@ def _tweets_demo(ctx: click.Context, tweets: int, version: int, rate: float, dur
     plan = [
         (serve, urls["model server"], f"[7/{steps}] starting the model server (log: {serve.log_path})"),
         (Child("classify stream", ssp_argv("classify", "--version", str(version), **gin), logs / "classify.log"),
-         None, f"[8/{steps}] starting live classification and a live synthetic stream at {rate:g} tweets/s "
-               f"(logs in {logs})"),
+         None, f"[8/{steps}] starting live classification and "
+               + (f"a live synthetic stream at {rate:g} tweets/s" if source == "synthetic" else
+                  "the live Bluesky stream (Jetstream)") + f" (logs in {logs})"),
         (Child("live synthetic tweets", ssp_argv("produce", "--rate", str(rate), "--max-records", str(10**9),
-                                                 "--seed", str(int(time.time())), **gin), logs / "produce.log"),
+                                                 "--seed", str(int(time.time())), **gin), logs / "produce.log")
+         if source == "synthetic" else  # the live Bluesky firehose at its own pace: --rate does not apply
+         Child("live Bluesky posts", ssp_argv("produce", "--source", "bluesky", **gin), logs / "produce.log"),
          None, ""),
-        (Child("dashboard", ssp_argv("dashboard", "--version", str(version), **gin), logs / "dashboard.log"),
+        (Child("dashboard", ssp_argv("dashboard", "--version", str(version), **gin), logs / "dashboard.log",
+               env={"SSP_TAGGER_TOKEN": token}),  # the same sign-in reviews reposts on its Reposts page
          urls["dashboard"], f"[9/{steps}] starting the dashboard and the tagger"),
         (Child("tagger", ssp_argv("tagger", "--model-url", model_url, **gin), logs / "tagger.log",
                env={"SSP_TAGGER_TOKEN": token}), urls["tagger"], ""),

@@ -1,4 +1,4 @@
-"""The canonical tweet record and the one parser that builds it from X API payloads.
+"""The canonical post record and the one parser that builds it from X API and Bluesky payloads.
 
 Every stage after the source (Kafka ingest, the Postgres tables, labelling, the
 classifier, the dashboard) sees tweets only as :class:`Tweet`. Payloads are parsed
@@ -25,6 +25,8 @@ wrong_type:created_at
 Accepted shapes
 ---------------
 * X API v1.1 status objects (streaming and REST, compatibility or extended mode).
+* Bluesky Jetstream events (``{"did", "time_us", "kind": "commit", "commit": {...}}``): only a
+  ``create`` of an ``app.bsky.feed.post`` record is a post; see :func:`parse_bluesky_event`.
 * X API v2 responses for one tweet: ``{"data": {...}, "includes": {...}}``.
 * A bare v2 tweet object: a dict whose ``id`` is a string and that has none of the
   v1.1-only keys (``id_str``, ``user``, ``truncated``, ``extended_tweet``, ...).
@@ -68,7 +70,12 @@ import orjson
 
 from ssp.errors import SspError
 
-__all__ = ["Tweet", "TweetParseError", "parse_tweet"]
+__all__ = [
+    "PLATFORMS", "Tweet", "TweetParseError", "bluesky_post_id", "parse_bluesky_event", "parse_tweet", "post_web_url",
+]
+
+# Where a post was published: every post carries one, so links and reposts go to the right place.
+PLATFORMS = ("x", "bluesky")
 
 # Postgres BIGINT is where ids end up; refusing larger ones here keeps a bad id from
 # failing a whole batch insert later.
@@ -150,10 +157,20 @@ class Tweet:
     hashtags: tuple[str, ...]
     is_retweet: bool
     raw: dict[str, Any] = field(compare=False, repr=False)
+    # ``x`` or ``bluesky``; a Bluesky post's AT URI and CID (what a repost names); an X retweet's
+    # original (the tweet a repost of the retweet should name instead)
+    platform: str = "x"
+    uri: str | None = None
+    cid: str | None = None
+    retweet_of: int | None = None
 
     def to_row(self) -> dict[str, Any]:
         """Return the record as a plain dict for a database write."""
         return {
+            "platform": self.platform,
+            "uri": self.uri,
+            "cid": self.cid,
+            "retweet_of": self.retweet_of,
             "id": self.id,
             "created_at": self.created_at,
             "text": self.text,
@@ -175,6 +192,8 @@ def parse_tweet(
     their UTF-8 size and does not apply to an already decoded dict.
     """
     obj = _decode(payload, max_bytes)
+    if isinstance(obj.get("kind"), str) and "did" in obj:
+        return parse_bluesky_event(obj)
     data = obj.get("data")
     if data is not None:
         if not isinstance(data, dict):
@@ -261,7 +280,20 @@ def _parse_v1(status: dict[str, Any]) -> Tweet:
         hashtags=hashtags,
         is_retweet=source is not status,
         raw=status,
+        retweet_of=_lenient_id(source) if source is not status else None,
     )
+
+
+def _lenient_id(status: dict[str, Any]) -> int | None:
+    """A retweeted status's id, None when it has no valid one: the retweet itself is still a good record."""
+    for key in ("id_str", "id"):
+        value = status.get(key)
+        if value is not None:
+            try:
+                return _tweet_id(value, key)
+            except TweetParseError:
+                return None
+    return None
 
 
 def _v1_id(status: dict[str, Any]) -> int:
@@ -365,6 +397,7 @@ def _parse_v2(
         hashtags=hashtags,
         is_retweet=retweeted_id is not None,
         raw=raw,
+        retweet_of=_lenient_id({"id": retweeted_id}) if retweeted_id is not None else None,
     )
 
 
@@ -417,6 +450,160 @@ def _v2_full_text(
     if not isinstance(text, str):
         raise _wrong_type(tweet_id, path + "text", text, "a string")
     return text, tweet.get("entities"), path + "entities"
+
+
+# ---------------------------------------------------------------- Bluesky (Jetstream)
+POST_COLLECTION = "app.bsky.feed.post"
+_LINK_FACET = "app.bsky.richtext.facet#link"
+_TAG_FACET = "app.bsky.richtext.facet#tag"
+_EXTERNAL_EMBED = "app.bsky.embed.external"
+_RECORD_WITH_MEDIA_EMBED = "app.bsky.embed.recordWithMedia"
+
+
+def bluesky_post_id(uri: str) -> int:
+    """The 63-bit integer a Bluesky post is keyed by in every table (X ids are integers there too).
+
+    It is a hash of the post's AT URI, which stays the post's identity (``Tweet.uri``); two
+    posts share a key with odds of about 1 in 2**63 per pair.
+
+    >>> bluesky_post_id("at://did:plc:abc/app.bsky.feed.post/3kxyz")
+    8012476456161841534
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(uri.encode("utf-8"), digest_size=8, person=b"ssp-bsky-post").digest()
+    return (int.from_bytes(digest, "big") >> 1) or 1
+
+
+def post_web_url(platform: str, post_id: int | str, uri: str | None = None) -> str | None:
+    """Where a post opens in a browser, on its own platform; None for a Bluesky post without its AT URI.
+
+    >>> post_web_url("x", 1246751145290346497)
+    'https://x.com/i/web/status/1246751145290346497'
+    >>> post_web_url("bluesky", 7, "at://did:plc:abc/app.bsky.feed.post/3kxyz")
+    'https://bsky.app/profile/did:plc:abc/post/3kxyz'
+    """
+    if platform == "bluesky":
+        parts = (uri or "").removeprefix("at://").split("/")
+        if len(parts) != 3 or parts[1] != POST_COLLECTION:
+            return None
+        return f"https://bsky.app/profile/{parts[0]}/post/{parts[2]}"
+    return f"https://x.com/i/web/status/{post_id}"
+
+
+def parse_bluesky_event(event: dict[str, Any]) -> Tweet:
+    """Parse one Jetstream event into a :class:`Tweet` with ``platform="bluesky"``.
+
+    Only ``kind="commit"`` events whose ``commit.operation`` is ``create`` and whose
+    collection is ``app.bsky.feed.post`` are posts; the others (updates, deletes, identity
+    and account events, other collections) raise ``not_a_tweet``. The id is
+    :func:`bluesky_post_id` of the AT URI ``at://<did>/app.bsky.feed.post/<rkey>``, kept in
+    ``uri`` with the record's ``cid``; ``text`` is ``record.text``; ``lang`` the first of
+    ``record.langs``; links the ``#link`` facets' URIs then ``embed.external.uri`` (also
+    inside a ``recordWithMedia`` embed), hashtags the ``#tag`` facets', each once; the author
+    is the event's ``handle`` when the source knew it (from an identity event), else the DID.
+
+    >>> post = parse_bluesky_event({"did": "did:plc:abc", "time_us": 1725911162329308, "kind": "commit",
+    ...     "commit": {"operation": "create", "collection": "app.bsky.feed.post", "rkey": "3kxyz",
+    ...                "cid": "bafyrei", "record": {"text": "LLMs #AI", "createdAt": "2024-09-09T19:46:02.102Z",
+    ...                "langs": ["en"], "facets": [{"index": {"byteStart": 5, "byteEnd": 8},
+    ...                "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "AI"}]}]}}})
+    >>> post.platform, post.uri, post.hashtags, post.created_at.isoformat()
+    ('bluesky', 'at://did:plc:abc/app.bsky.feed.post/3kxyz', ('AI',), '2024-09-09T19:46:02.102000+00:00')
+    """
+    did = event.get("did")
+    if not isinstance(did, str) or not did.startswith("did:"):
+        raise _wrong_type(None, "did", did, "a DID string ('did:...')")
+    kind = event.get("kind")
+    if kind != "commit":
+        raise TweetParseError("not_a_tweet", f"Bluesky event of {did} is a {kind!r} event, not a post")
+    commit = event.get("commit")
+    if not isinstance(commit, dict):
+        raise _wrong_type(None, "commit", commit, "an object")
+    operation, collection = commit.get("operation"), commit.get("collection")
+    if operation != "create" or collection != POST_COLLECTION:
+        raise TweetParseError("not_a_tweet",
+                              f"Bluesky event of {did} is a {operation!r} of {collection!r}, not a new post")
+    rkey = commit.get("rkey")
+    if not isinstance(rkey, str) or not rkey or "/" in rkey:
+        raise _wrong_type(None, "commit.rkey", rkey, "a record key")
+    uri = f"at://{did}/{POST_COLLECTION}/{rkey}"
+    post_id = bluesky_post_id(uri)
+    record = commit.get("record")
+    if not isinstance(record, dict):
+        raise _wrong_type(post_id, "commit.record", record, "a post record object")
+    text = record.get("text")
+    if text is None:
+        raise TweetParseError("no_text", f"post {uri}: field 'commit.record.text' is missing")
+    if not isinstance(text, str):
+        raise _wrong_type(post_id, "commit.record.text", text, "a string")
+    created_at = _created_at(record.get("createdAt"), post_id, "commit.record.createdAt")
+    langs = record.get("langs")
+    if langs is not None and not isinstance(langs, list):
+        raise _wrong_type(post_id, "commit.record.langs", langs, "a list")
+    lang = _optional_str(langs[0], post_id, "commit.record.langs[0]") if langs else None
+    links, tags = _facet_values(record.get("facets"), post_id)
+    handle = _optional_str(event.get("handle"), post_id, "handle")
+    return Tweet(
+        id=post_id,
+        created_at=created_at,
+        text=text,
+        lang=lang,
+        user_screen_name=handle or did,
+        urls=_unique([*links, *_embed_links(record.get("embed"), post_id)]),
+        hashtags=_unique(tags),
+        is_retweet=False,
+        raw=event,
+        platform="bluesky",
+        uri=uri,
+        cid=_optional_str(commit.get("cid"), post_id, "commit.cid"),
+    )
+
+
+def _facet_values(facets: object, post_id: int) -> tuple[list[str], list[str]]:
+    """The link URIs and tags of a post's rich-text facets, in order (mentions and unknown features are left out)."""
+    links: list[str] = []
+    tags: list[str] = []
+    if facets is None:
+        return links, tags
+    path = "commit.record.facets"
+    if not isinstance(facets, list):
+        raise _wrong_type(post_id, path, facets, "a list")
+    for index, facet in enumerate(facets):
+        if not isinstance(facet, dict):
+            raise _wrong_type(post_id, f"{path}[{index}]", facet, "a facet object")
+        features = facet.get("features")
+        if not isinstance(features, list):
+            raise _wrong_type(post_id, f"{path}[{index}].features", features, "a list")
+        for number, feature in enumerate(features):
+            where = f"{path}[{index}].features[{number}]"
+            if not isinstance(feature, dict):
+                raise _wrong_type(post_id, where, feature, "a feature object")
+            kind = feature.get("$type")
+            if kind == _LINK_FACET:
+                links.append(_required_str(feature.get("uri"), post_id, where + ".uri"))
+            elif kind == _TAG_FACET:
+                tags.append(_required_str(feature.get("tag"), post_id, where + ".tag").lstrip("#"))
+    return links, tags
+
+
+def _embed_links(embed: object, post_id: int) -> list[str]:
+    """The link card's URI of an external embed, also one beside a quoted record."""
+    path = "commit.record.embed"
+    if isinstance(embed, dict) and embed.get("$type") == _RECORD_WITH_MEDIA_EMBED:
+        embed, path = embed.get("media"), path + ".media"
+    if not isinstance(embed, dict) or embed.get("$type") != _EXTERNAL_EMBED:
+        return []
+    external = embed.get("external")
+    if not isinstance(external, dict):
+        raise _wrong_type(post_id, path + ".external", external, "an object")
+    return [_required_str(external.get("uri"), post_id, path + ".external.uri")]
+
+
+def _required_str(value: object, post_id: int, path: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise _wrong_type(post_id, path, value, "a string")
 
 
 def _entities(

@@ -388,15 +388,26 @@ class DPMeans:
         return ids
 
     # ------------------------------------------------------------------ batch
-    def fit(self, points: Any, weights: Any = None) -> DPMeans:
+    def fit(self, points: Any, weights: Any = None, *, init: Any = None) -> DPMeans:
         """Batch DP-means on ``points`` (with optional per-point ``weights``) run to convergence; replaces
-        the model's clusters (with new ids) and sets :attr:`labels_` (each point's cluster id)."""
+        the model's clusters (with new ids) and sets :attr:`labels_` (each point's cluster id).
+
+        ``init``: the centres the first pass starts from instead of the weighted mean (a warm start, e.g.
+        the previous frame's palette); those no point is nearest to are dropped like any empty cluster,
+        and the survivors keep their order, ahead of the clusters opened on the way.
+
+        >>> DPMeans(lambda_=4).fit([[0], [1], [10], [11]], init=[[10], [30], [0]]).centres.tolist()
+        [[10.5], [0.5]]
+        """
         array = _points(points, self.dim)
         w = _point_weights(weights, len(array))
         if len(array) == 0:
             raise ValueError("fit needs at least one point")
         lam = self.lambda_ if self.lambda_ is not None else lambda_from_k(array, self.k, seed=self.seed)
-        centres = ((w[:, None] * array).sum(axis=0) / w.sum())[None, :]
+        centres = ((w[:, None] * array).sum(axis=0) / w.sum())[None, :] if init is None else \
+            _points(init, array.shape[1], name="init")
+        if not len(centres):
+            raise ValueError("init must hold at least one centre (or be None: start from the mean)")
         labels = np.zeros(len(array), dtype=np.int64)
         for iteration in range(self.max_iter):
             index, best = _nearest(array, centres)

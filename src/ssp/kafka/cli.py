@@ -3,16 +3,18 @@ use cases, into Kafka, keyed by id."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from pathlib import Path
 
 import click
 
-from ssp.config import InfraConfig, ProducerConfig, TopicsConfig
+from ssp.config import BlueskyConfig, InfraConfig, ProducerConfig, TopicsConfig
 from ssp.errors import SspError
 from ssp.signals import stop_on_sigterm
 
-SOURCES = ("synthetic", "replay", "twitter", "points")
+SOURCES = ("synthetic", "replay", "twitter", "bluesky", "points", "video")
 
 
 def _points(config: ProducerConfig, seed: int, rate: float, k: int | None, dim: int | None,
@@ -52,15 +54,31 @@ def _payloads(source: str, seed: int, path: str | None, loop: bool, max_records:
         from ssp.sources.twitter import TwitterStreamSource
 
         return iter(TwitterStreamSource(max_records=max_records))
+    if source == "bluesky":
+        return _bluesky(max_records)
     raise SspError(f"unknown source {source!r}")
+
+
+def _bluesky(max_records: int | None):
+    """The Jetstream source with BlueskyConfig's address, DIDs, cursor file and backoff."""
+    from ssp.sources.bluesky import JetstreamSource, default_cursor_path
+
+    config = BlueskyConfig()
+    url = os.environ.get("SSP_JETSTREAM_URL") or config.jetstream_url
+    return JetstreamSource(url, wanted_dids=config.wanted_dids, max_records=max_records,
+                           cursor_file=config.cursor_file or default_cursor_path(url),
+                           rewind_seconds=config.rewind_seconds, max_retries=config.max_retries,
+                           first_backoff=config.first_backoff_seconds, max_backoff=config.max_backoff_seconds,
+                           zstd_dictionary=config.zstd_dictionary or None)
 
 
 def _ai_text_test():
     """Whether a payload's text matches the AI keyword list (a payload that does not parse does not)."""
-    from ssp.text import load_ai_keywords, matches_ai_keywords
+    from ssp.text import KeywordMatcher, load_ai_keywords, matches_ai_keywords
     from ssp.tweets import TweetParseError, parse_tweet
 
-    keywords = load_ai_keywords()
+    # compiled once: given the list, every call would hash the whole keyword tuple to find its cached matcher
+    keywords = KeywordMatcher(load_ai_keywords())
 
     def is_ai(payload: dict) -> bool:
         try:
@@ -73,7 +91,8 @@ def _ai_text_test():
 
 @click.command("produce")
 @click.option("--source", type=click.Choice(SOURCES), default=None,
-              help="Where records come from (default: ProducerConfig.source, synthetic). points: a drifting "
+              help="Where records come from (default: ProducerConfig.source, synthetic). bluesky: public "
+                   "Bluesky posts, live from Jetstream (no account needed; BlueskyConfig). points: a drifting "
                    "Gaussian mixture for the clustering use cases.")
 @click.option("--topic", default=None,
               help="Topic for every record (default: TopicsConfig.mix_tweets_topic; for points "
@@ -83,8 +102,12 @@ def _ai_text_test():
 @click.option("--rate", type=float, default=None, help="Records per second (0 = as fast as possible).")
 @click.option("--max-records", type=int, default=None, help="Stop after this many records.")
 @click.option("--seed", type=int, default=None, help="Seed of the synthetic and points sources.")
-@click.option("--path", default=None, help="Replay: a JSONL file or a folder of JSON/JSONL files.")
-@click.option("--loop", is_flag=True, help="Replay: start again at the end of the input.")
+@click.option("--path", default=None, help="Replay: a JSONL file or a folder of JSON/JSONL files. Video: a video "
+                                            "file (default: the generated test video).")
+@click.option("--loop", is_flag=True, help="Replay: start again at the end of the input (video: of the file).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Video: frames per second of stream time, and the sending rate unless --rate is given "
+                   "(default: VideoConfig.fps).")
 @click.option("--k", "k", type=click.IntRange(min=1), default=None,
               help="Points: mixture centres (default: ProducerConfig.points_k).")
 @click.option("--dim", type=click.IntRange(min=1), default=None,
@@ -92,7 +115,7 @@ def _ai_text_test():
 @click.option("--scenario", default=None, metavar="PRESET|JSON|FILE.json",
               help="Points: how the centres move: static, drift or events (drift, a jump, a birth and a death), "
                    "or a scenario as JSON (default: ProducerConfig.points_scenario).")
-def produce(source, topic, ai_topic, rate, max_records, seed, path, loop, k, dim, scenario) -> None:
+def produce(source, topic, ai_topic, rate, max_records, seed, path, loop, fps, k, dim, scenario) -> None:
     """Send tweets (or points) from a source into Kafka, keyed by id."""
     from ssp.kafka.admin import ensure_topic
     from ssp.kafka.producer import make_producer
@@ -102,6 +125,16 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop, k, dim
     source = source or config.source
     if source not in SOURCES:
         raise SspError(f"ProducerConfig.source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if source == "video":  # binary frame records keyed by video id (ssp.video.produce)
+        from ssp.video.produce import produce_video
+
+        stop = threading.Event()
+        with stop_on_sigterm(lambda *_: stop.set()):
+            click.echo(produce_video(path=path, topic=topic, fps=fps, loop=loop, max_frames=max_records, rate=rate,
+                                     stop=stop).line())
+        return
+    if fps is not None:
+        raise SspError("--fps paces a video; use it with --source video")
     points = source == "points"
     if points and ai_topic:
         raise SspError("--ai-topic routes tweets by their text; points have none (leave it out for --source points)")
@@ -110,7 +143,7 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop, k, dim
     ai_topic = not points if ai_topic is None else ai_topic
     topic = topic or (topics.points_topic if points else topics.mix_tweets_topic)
     rate = config.rate if rate is None else rate
-    if max_records is None and not (source == "replay" and not loop) and source != "twitter":
+    if max_records is None and not (source == "replay" and not loop) and source not in ("twitter", "bluesky"):
         max_records = config.max_records
     if max_records is not None and max_records < 0:
         raise SspError(f"--max-records must be 0 or more, got {max_records}")
@@ -126,13 +159,20 @@ def produce(source, topic, ai_topic, rate, max_records, seed, path, loop, k, dim
     producer = make_producer(infra_config.kafka_bootstrap, linger_ms=config.linger_ms,
                              batch_size=config.batch_size, retries=config.retries,
                              compression_type=config.compression_type)
+    # a live Bluesky stream saves its resume cursor as Kafka acknowledges what came before it
+    checkpoints = payloads.checkpointing(producer.flush, BlueskyConfig().checkpoint_seconds) \
+        if source == "bluesky" else contextlib.nullcontext()
     # SIGTERM (a supervisor, `ssp demo`) ends a live stream as cleanly as Ctrl-C: flushed and summarised
     try:
         stop = threading.Event()
-        with stop_on_sigterm(lambda *_: stop.set()):
+        on_stop = getattr(payloads, "stop", lambda: None)  # a live source waiting for its next message
+        with stop_on_sigterm(lambda *_: (stop.set(), on_stop())), checkpoints:
             result = produce_records(payloads, producer, topic,
                                      ai_topic=topics.ai_tweets_topic if ai_topic else None,
                                      is_ai_text=is_ai, rate=rate, max_records=max_records, stop=stop)
     finally:
         producer.close()
-    click.echo(result.line(topic, topics.ai_tweets_topic if ai_topic else None, "points" if points else "tweets"))
+    line = result.line(topic, topics.ai_tweets_topic if ai_topic else None, "points" if points else "tweets")
+    if source == "bluesky":  # what Jetstream sent besides new posts: counted, skipped
+        line += f" (Jetstream: {payloads.summary() or 'no other events'})"
+    click.echo(line)

@@ -49,18 +49,22 @@ class ProduceSummary:
 
 
 def payload_key(payload: dict) -> bytes | None:
-    """The id of a v1.1 or v2 tweet payload (or of a point) as the Kafka key, or None when it has none.
+    """The id of a v1.1 or v2 tweet payload (or of a point; a Bluesky post's repo path) as the Kafka key, or None
+    when it has none.
 
     >>> payload_key({"data": {"id": "17"}}), payload_key({"id": 3, "x": [0.5]}), payload_key({})
     (b'17', b'3', None)
     """
+    commit = payload.get("commit")
+    if isinstance(commit, dict) and isinstance(payload.get("did"), str):  # a Jetstream event: the record's path
+        return f"{payload['did']}/{commit.get('collection')}/{commit.get('rkey')}".encode()
     data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
     tweet_id = data.get("id_str") or data.get("id")
     return str(tweet_id).encode() if tweet_id is not None else None
 
 
 def make_producer(bootstrap: str, *, linger_ms: int = 20, batch_size: int = 256 * 1024, retries: int = 10,
-                  compression_type: str | None = None) -> KafkaProducer:
+                  compression_type: str | None = None, max_request_size: int = 2 * 1024 * 1024) -> KafkaProducer:
     try:
         return KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -69,7 +73,7 @@ def make_producer(bootstrap: str, *, linger_ms: int = 20, batch_size: int = 256 
             linger_ms=linger_ms,
             batch_size=batch_size,
             compression_type=compression_type,
-            max_request_size=2 * 1024 * 1024,
+            max_request_size=max_request_size,  # video frames need more than the default 2 MiB
             # ordering within a partition survives retries only with one request in flight, and the
             # idempotent producer keeps a retried batch from landing twice
             max_in_flight_requests_per_connection=1,
@@ -82,7 +86,7 @@ def make_producer(bootstrap: str, *, linger_ms: int = 20, batch_size: int = 256 
 
 
 def produce(
-    payloads: Iterable[dict | bytes],
+    payloads: Iterable[dict | bytes | tuple[bytes, bytes]],
     producer: KafkaProducer,
     topic: str,
     *,
@@ -138,13 +142,15 @@ def _send_all(payloads, producer, topic, ai_topic, is_ai_text, rate, max_records
         if stop.is_set():
             result.interrupted = True
             break
-        if isinstance(payload, (bytes, bytearray)):
+        if isinstance(payload, tuple):  # a binary record, (key, value) bytes, sent as it is (a video frame)
+            key, value = payload
+        elif isinstance(payload, (bytes, bytearray)):
             key, value = None, bytes(payload)
             result.undecodable += 1
         else:
             key, value = payload_key(payload), orjson.dumps(payload)
         producer.send(topic, value=value, key=key).add_errback(on_error)
-        if ai_topic and is_ai_text is not None and not isinstance(payload, (bytes, bytearray)) and is_ai_text(payload):
+        if ai_topic and is_ai_text is not None and isinstance(payload, dict) and is_ai_text(payload):
             producer.send(ai_topic, value=value, key=key).add_errback(on_error)
             result.ai_sent += 1
         result.sent += 1

@@ -109,6 +109,47 @@ def _kafka_position_columns() -> list[Column]:
 KAFKA_POSITION_COLUMNS = tuple(column.name for column in _kafka_position_columns())
 
 
+def _post_ref_columns() -> list[Column]:
+    """Where a post lives and what a repost of it names: its platform (``x`` or ``bluesky``), a Bluesky post's AT
+    URI and CID, an X retweet's original. Added after the tables' first release, so nullable or defaulted:
+    :func:`post_ref_upgrade_sql` adds them to a table made before."""
+    return [
+        Column("platform", Text, nullable=False, server_default="x"),
+        Column("post_uri", Text),
+        Column("post_cid", Text),
+        Column("retweet_of", BigInteger),
+    ]
+
+
+POST_REF_COLUMNS = tuple(column.name for column in _post_ref_columns())
+
+
+def post_ref_upgrade_sql(name: str) -> str:
+    """The statement that gives a tweet table made before the post reference columns those columns; it changes
+    nothing on a table that has them.
+
+    >>> post_ref_upgrade_sql("raw_tweet_dataset_0")  # doctest: +NORMALIZE_WHITESPACE
+    "ALTER TABLE raw_tweet_dataset_0 ADD COLUMN IF NOT EXISTS platform TEXT NOT NULL DEFAULT 'x', ADD COLUMN IF NOT
+    EXISTS post_uri TEXT, ADD COLUMN IF NOT EXISTS post_cid TEXT, ADD COLUMN IF NOT EXISTS retweet_of BIGINT"
+    """
+    validate_identifier(name, "table name")
+    return (f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS platform TEXT NOT NULL DEFAULT 'x', "
+            "ADD COLUMN IF NOT EXISTS post_uri TEXT, ADD COLUMN IF NOT EXISTS post_cid TEXT, "
+            "ADD COLUMN IF NOT EXISTS retweet_of BIGINT")
+
+
+def post_ref_arrow_columns(posts) -> dict:
+    """The :data:`POST_REF_COLUMNS` of ``posts`` (canonical :class:`ssp.tweets.Tweet` records), one Arrow array each."""
+    import pyarrow as pa
+
+    return {
+        "platform": pa.array([post.platform for post in posts], pa.string()),
+        "post_uri": pa.array([post.uri for post in posts], pa.string()),
+        "post_cid": pa.array([post.cid for post in posts], pa.string()),
+        "retweet_of": pa.array([post.retweet_of for post in posts], pa.int64()),
+    }
+
+
 def _score_columns() -> list[Column]:
     """P(AI) and the model version that gave it."""
     return [
@@ -133,6 +174,7 @@ def raw_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
         *_kafka_position_columns(),
         # clock_timestamp, not now(): the moment each row was written, not its transaction's start
         Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        *_post_ref_columns(),
     )
 
 
@@ -248,6 +290,7 @@ def classified_tweets_table(name: str, metadata: MetaData | None = None) -> Tabl
         # the Kafka record's timestamp: when the producer sent the tweet
         Column("produced_at", DateTime(timezone=True)),
         _classified_at_column(),
+        *_post_ref_columns(),
         Index(f"{name}_classified_at_idx", "classified_at"),
         Index(f"{name}_created_at_idx", "created_at"),
     )
@@ -261,6 +304,7 @@ def ai_tweets_table(name: str, metadata: MetaData | None = None) -> Table:
         *_score_columns(),
         Column("produced_at", DateTime(timezone=True)),
         _classified_at_column(),
+        *_post_ref_columns(),
         Index(f"{name}_created_at_idx", "created_at"),
         Index(f"{name}_classified_at_idx", "classified_at"),
         Index(f"{name}_ai_prob_idx", "ai_prob"),

@@ -53,10 +53,13 @@ from ssp.storage.tables import (
     AI_TWEETS_TABLE_PREFIX,
     CLASSIFIED_TABLE_PREFIX,
     KAFKA_POSITION_COLUMNS,
+    POST_REF_COLUMNS,
     TWEET_COLUMNS,
     ai_tweet_urls_table,
     ai_tweets_table,
     classified_tweets_table,
+    post_ref_arrow_columns,
+    post_ref_upgrade_sql,
     validate_identifier,
     versioned_table_name,
 )
@@ -68,8 +71,9 @@ from ssp.text import link_domain
 
 log = logging.getLogger(__name__)
 
-CLASSIFIED_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "is_ai", *KAFKA_POSITION_COLUMNS, "produced_at")
-AI_TWEET_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "produced_at")
+CLASSIFIED_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "is_ai", *KAFKA_POSITION_COLUMNS, "produced_at",
+                      *POST_REF_COLUMNS)
+AI_TWEET_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "produced_at", *POST_REF_COLUMNS)
 URL_COLUMNS = ("tweet_id", "url", "domain", "created_at")
 # One row per task of a micro-batch; ``failed``/``error`` carry a model-server failure to the driver.
 PARTITION_RESULT_SCHEMA = "seen long, classified long, ai long, dead long, failed long, error string"
@@ -178,6 +182,7 @@ def write_classified(conn, tables: ClassifyTables, tweets: Sequence[StreamTweet]
     parsed = [item.tweet for item in tweets]
     columns = {
         **tweet_arrow_columns(parsed),
+        **post_ref_arrow_columns(parsed),
         "ai_prob": probs,
         "model_version": pa.array([model_version] * len(parsed), pa.int64()),
         # compared in float32, the precision stored, so is_ai agrees with the stored ai_prob
@@ -598,6 +603,9 @@ def run_classify(
     try:
         ensure_tables(engine, classified_tweets_table(tables.classified), ai_tweets_table(tables.ai),
                       ai_tweet_urls_table(tables.urls), dead_letter_schema(tables.dead))
+        with engine.begin() as conn:  # tables made before posts had a platform gain the columns
+            for table in (tables.classified, tables.ai):
+                conn.exec_driver_sql(post_ref_upgrade_sql(table))
     finally:
         engine.dispose()
     classifier = _partition_classifier(libpq_url(infra.database_url), tables, settings.model_url,

@@ -26,8 +26,11 @@ from ssp.storage.postgres import (
 )
 from ssp.storage.tables import (
     KAFKA_POSITION_COLUMNS,
+    POST_REF_COLUMNS,
     RAW_TWEET_COLUMNS,
     dead_letter_table,
+    post_ref_arrow_columns,
+    post_ref_upgrade_sql,
     raw_tweets_table,
     validate_identifier,
     versioned_table_name,
@@ -35,6 +38,9 @@ from ssp.storage.tables import (
 from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
 
 log = logging.getLogger(__name__)
+
+# what the ingest job writes: the canonical fields, the payload, the Kafka position, the post reference
+INGEST_COLUMNS = (*RAW_TWEET_COLUMNS, *POST_REF_COLUMNS)
 
 
 def write_arrow_records(conn, data, table: str, dead_table: str, max_bytes: int) -> tuple[int, int, int]:
@@ -51,17 +57,19 @@ def write_arrow_records(conn, data, table: str, dead_table: str, max_bytes: int)
     inserted = 0
     if tweets:
         take = pa.array([item.index for item in tweets], pa.int64())
+        posts = [item.tweet for item in tweets]
         columns = {
-            **tweet_arrow_columns([item.tweet for item in tweets]),
+            **tweet_arrow_columns(posts),
+            **post_ref_arrow_columns(posts),
             "is_retweet": pa.array([item.tweet.is_retweet for item in tweets], pa.bool_()),
             "raw": data.column("value").take(take).cast(pa.string()),
             **{name: data.column(name.removeprefix("kafka_")).take(take) for name in KAFKA_POSITION_COLUMNS},
         }
-        rows = pa.table([columns[name] for name in RAW_TWEET_COLUMNS], names=list(RAW_TWEET_COLUMNS))
+        rows = pa.table([columns[name] for name in INGEST_COLUMNS], names=list(INGEST_COLUMNS))
         buffer = io.BytesIO()
         # Arrow quotes every string and leaves nulls as bare empty fields, as COPY's CSV wants
         pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
-        inserted = copy_csv_ignore_conflicts(conn, table, RAW_TWEET_COLUMNS, buffer, len(tweets), ("id",), ("id",))
+        inserted = copy_csv_ignore_conflicts(conn, table, INGEST_COLUMNS, buffer, len(tweets), ("id",), ("id",))
     write_dead_letters(conn, dead_table, dead)
     return data.num_rows, inserted, len(dead)
 
@@ -133,6 +141,8 @@ def run_ingest(
     database_url = libpq_url(infra.database_url)
     engine = make_engine(infra.database_url)
     ensure_tables(engine, raw_tweets_table(table), dead_letter_table(dead_table))
+    with engine.begin() as conn:  # a table made before posts had a platform gains the columns
+        conn.exec_driver_sql(post_ref_upgrade_sql(table))
     engine.dispose()
     checkpoint = checkpoint_dir or checkpoint_dir_for(topic, table)
     writer = _partition_writer(database_url, table, dead_table, config.max_record_bytes)

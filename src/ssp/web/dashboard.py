@@ -52,6 +52,8 @@ from ssp.storage.tables import (
     versioned_table_name,
 )
 from ssp.text import normalise_domain
+from ssp.tweets import post_web_url
+from ssp.web import reposts
 from ssp.web.common import (
     ParameterError,
     UnavailableError,
@@ -175,7 +177,7 @@ class DashboardData:
 
     def _tweet_columns(self, table: Table) -> list:
         return [table.c.id, table.c.created_at, table.c.classified_at, table.c.user_screen_name, table.c.text,
-                table.c.urls, table.c.ai_prob, table.c.model_version]
+                table.c.urls, table.c.ai_prob, table.c.model_version, table.c.platform, table.c.post_uri]
 
     @staticmethod
     def _tweet(row) -> dict:
@@ -188,6 +190,8 @@ class DashboardData:
             "ai_prob": round(float(row.ai_prob), 6),  # a REAL: six decimals are what it holds
             "model_version": row.model_version,
             "links": [link_view(url) for url in row.urls or ()],
+            "platform": row.platform,
+            "post_url": post_web_url(row.platform, row.id, row.post_uri),  # the post on its own platform
         }
         if "is_ai" in row._fields:
             tweet["is_ai"] = row.is_ai
@@ -482,4 +486,6 @@ def create_app(config: Mapping[str, Any] | str | None = None, version: int | Non
     install_common(app)
 
     app.register_blueprint(bp)
+    # the review queue of `ssp repost` (sign-in and CSRF as in the tagger; the rest stays public)
+    reposts.install(app, app.extensions[EXTENSION].engine, settings["SSP_VERSION"])
     return app

@@ -53,7 +53,20 @@ export function tweetRow(tweet) {
   time.dateTime = tweet.created_at;
   time.textContent = timeText(tweet.created_at);
   const timeCell = cell("time");
-  timeCell.append(time);
+  // the post on its own platform (x.com or bsky.app), as the server renders it
+  const postHref = tweet.post_url && safeHref(tweet.post_url);
+  if (postHref) {
+    const a = document.createElement("a");
+    a.className = "post-link";
+    a.href = postHref;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    a.title = `open on ${tweet.platform}`;
+    a.append(time);
+    timeCell.append(a);
+  } else {
+    timeCell.append(time);
+  }
   const links = cell("links");
   for (const link of tweet.links) links.append(linkElement(link));
   tr.append(
