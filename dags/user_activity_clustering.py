@@ -57,7 +57,7 @@ def step(name: str, workdir: str, *args: str) -> str:
         "seed": Param(42, type="integer"),
         "k_min": Param(2, type="integer", minimum=2),
         "k_max": Param(10, type="integer", minimum=4),
-        "restarts": Param(3, type="integer", minimum=1),
+        "restarts": Param(5, type="integer", minimum=1),
         "source": Param("", type="string"),
         "workdir_root": Param(DEFAULT_ROOT, type="string"),
     },

@@ -47,7 +47,7 @@ def test_the_generator_rejects_bad_input():
 
 # ---------------------------------------------------------------- the k rule on planted personas (Spark)
 SEEDS = range(10)
-SWEEP_CONFIG = UsersConfig(k_min=3, k_max=7, kmeans_restarts=3, kmeans_max_iter=20)
+SWEEP_CONFIG = UsersConfig(k_min=3, k_max=7, kmeans_restarts=5, kmeans_max_iter=20)
 
 
 @pytest.fixture(scope="module")

@@ -92,4 +92,4 @@ def test_one_dag_run_on_a_small_input_succeeds(airflow):
     assert tracked.data.params["input_kind"] == "activity" and "pca_components" in tracked.data.params
     artifacts = {a.path for a in client.list_artifacts(record["run_id"])}
     assert {"profile.csv", "profile.json", "sweep.json", "plots"} <= artifacts
-    assert record["model_uri"].startswith("models:/")
+    assert record["model_uri"].startswith(("models:/", "runs:/"))  # MLflow names a logged model either way

@@ -529,7 +529,9 @@ class UsersConfig:
     k_min: int = 2
     k_max: int = 10
     kmeans_max_iter: int = 30
-    kmeans_restarts: int = 3  # fits per k, keeping the lowest WCSS: one k-means|| start can merge two clusters
+    # fits per k, keeping the lowest WCSS: one k-means|| start can merge two personas (with 3 fits, 1,500
+    # users of 5 personas at seed 1 still came out merged, ARI 0.73; with 5, 0.997)
+    kmeans_restarts: int = 5
     pca_variance: float = 0.95  # the fewest components explaining this share of the variance
     pca_components: int = 0  # when set, exactly this many components
     elbow_tolerance: float = 0.1
