@@ -256,28 +256,36 @@ class FrameJob:
                             r["dead_error"])
             for r in rows if r["dead_reason"] is not None]
         committed = self._commit(FrameBatchCommit(self.settings.job, self.settings.tables.version, batch_id,
-                                                  frames, dead))
+                                                  frames, dead), lambda: self._emit(frames))
         if committed:
             self.last_batch = batch_id
-            for frame in frames:
-                self.videos.add(frame.video)
-                self.frame_seconds.append(frame.seconds)
-                if self.settings.png:
-                    write_png(self.settings.output_dir / safe_name(self.settings.job) / safe_name(frame.video)
-                              / f"frame_{frame.frame_index:06d}.png", frame.png)
-                if self.on_frame is not None:
-                    self.on_frame(FrameLine(frame.video, frame.frame_index, frame.colours, frame.seconds))
         self.progress.add(len(rows), frames=len(frames) if committed else 0, dead=len(dead) if committed else 0,
                           committed=int(committed), skipped=int(not committed))
         log.info("job %s batch %d: %d records, %d frames, %d dead letters%s", self.settings.job, batch_id, len(rows),
                  len(frames), len(dead), "" if committed else " (already committed: skipped)")
 
-    def _commit(self, commit: FrameBatchCommit) -> bool:
+    def _emit(self, frames: list[FrameRow]) -> None:
+        """A batch's outputs: its PNGs and one line a frame. They run before the batch's commit, so every committed
+        frame has been written and logged even if the job dies just after; a replay (the commit never happened)
+        writes the same files again."""
+        for frame in frames:
+            self.videos.add(frame.video)
+            self.frame_seconds.append(frame.seconds)
+            if self.settings.png:
+                write_png(self.settings.output_dir / safe_name(self.settings.job) / safe_name(frame.video)
+                          / f"frame_{frame.frame_index:06d}.png", frame.png)
+            if self.on_frame is not None:
+                self.on_frame(FrameLine(frame.video, frame.frame_index, frame.colours, frame.seconds))
+
+    def _commit(self, commit: FrameBatchCommit, before_commit: Callable[[], None]) -> bool:
+        """One transaction; ``before_commit`` runs inside it once the rows are written, only if the batch is new."""
         import psycopg2
 
         conn = psycopg2.connect(self.database_url)
         try:
             done = commit_frames(conn, self.settings.tables, commit)
+            if done:
+                before_commit()
             conn.commit()
             return done
         finally:
