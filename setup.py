@@ -13,7 +13,7 @@ CORE = [
     "pandas==2.3.3",  # pyspark 4.0 warns about pandas 3
     "numpy==2.1.3",
     "pyarrow==21.0.0",
-    "kafka-python==2.2.15",
+    "confluent-kafka==2.16.1",  # the producer, topic admin and offsets (librdkafka; bench/producer.py says why)
     "psycopg2-binary==2.9.13",
     "sqlalchemy==2.0.44",
     "flask==3.1.3",
@@ -61,6 +61,9 @@ DEV = [
     "ruff==0.14.4",
     # browser tests drive the system's Chromium (Debian package chromium); no browser download
     "playwright==1.65.2",
+    # bench/producer.py's baseline: the pure-Python client ssp used before librdkafka, and its lz4 codec
+    "kafka-python==2.2.15",
+    "lz4==4.4.5",
 ]
 
 setup(

@@ -329,7 +329,7 @@ def test_special_functions():
 
 
 def test_module_is_pure():
-    forbidden = ("pyspark", "py4j", "kafka", "psycopg2", "sqlalchemy", "flask", "bokeh", "sklearn", "scipy",
+    forbidden = ("pyspark", "py4j", "kafka", "confluent_kafka", "psycopg2", "sqlalchemy", "flask", "bokeh", "sklearn", "scipy",
                  "river", "ssp.streaming", "ssp.storage", "ssp.web")
     names = []
     for node in ast.walk(ast.parse(SOURCE.read_text())):

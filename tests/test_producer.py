@@ -1,30 +1,46 @@
-"""The producer against a real broker: keys, both topics, undecodable records, pacing."""
+"""The producer against a real broker: keys, both topics, undecodable records, pacing, order within a
+partition, a full local queue, failed deliveries, a broker that does not answer."""
 
 from __future__ import annotations
 
 import os
 import time
+from typing import NamedTuple
 
 import orjson
 import pytest
-from kafka import KafkaConsumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from ssp.kafka.admin import ensure_topic, topic_end_offsets
-from ssp.kafka.producer import make_producer, payload_key, produce
+from ssp.kafka.admin import KafkaUnavailableError, ensure_topic, topic_end_offsets
+from ssp.kafka.producer import RecordProducer, make_producer, payload_key, produce
 from ssp.tweets import parse_tweet
 
 pytestmark = pytest.mark.integration
 
 
-def _consume(bootstrap: str, topic: str, expected: int) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=10_000, enable_auto_commit=False)
-    records = []
+class Record(NamedTuple):
+    key: bytes | None
+    value: bytes | None
+    partition: int
+    offset: int
+
+
+def _consume(bootstrap: str, topic: str, expected: int, idle_seconds: float = 10.0) -> list[Record]:
+    """Up to ``expected`` records of ``topic`` from its first offset, every partition; stops early after
+    ``idle_seconds`` without a record."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "ssp-tests", "enable.auto.commit": False})
+    records: list[Record] = []
     try:
-        for record in consumer:
-            records.append(record)
-            if len(records) >= expected:
-                break
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(partitions)])
+        idle_until = time.monotonic() + idle_seconds
+        while len(records) < expected and time.monotonic() < idle_until:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            records.append(Record(message.key(), message.value(), message.partition(), message.offset()))
+            idle_until = time.monotonic() + idle_seconds
     finally:
         consumer.close()
     return records
@@ -100,3 +116,69 @@ def test_sigterm_ends_a_live_stream_cleanly_with_everything_sent_delivered(stack
     assert line.startswith("produced ") and line.endswith("(stopped early)")
     sent = int(line.split()[1])
     assert sent >= 50 and sum(topic_end_offsets(stack.kafka_bootstrap, topic).values()) == sent
+
+
+def test_records_of_one_key_arrive_in_the_order_they_were_sent(stack, unique_name):
+    bootstrap = os.environ["SSP_KAFKA_BOOTSTRAP"]
+    topic = unique_name("ordered")
+    ensure_topic(bootstrap, topic, 3)
+    payloads = [{"id": key, "seq": seq} for seq in range(3000) for key in (1, 2, 3)]
+    producer = make_producer(bootstrap, linger_ms=1, batch_size=16 * 1024)  # many small batches in flight
+    try:
+        result = produce(payloads, producer, topic, show_progress=False)
+    finally:
+        producer.close()
+    assert (result.sent, result.failed) == (9000, 0)
+    records = _consume(bootstrap, topic, 9000)
+    assert len(records) == 9000
+    for key in (b"1", b"2", b"3"):
+        mine = sorted((r for r in records if r.key == key), key=lambda r: (r.partition, r.offset))
+        assert len({r.partition for r in mine}) == 1  # one key, one partition (murmur2, as the Java client)
+        assert [orjson.loads(r.value)["seq"] for r in mine] == list(range(3000))
+
+
+def test_a_full_local_queue_is_waited_out_and_nothing_is_dropped(stack, unique_name):
+    bootstrap = os.environ["SSP_KAFKA_BOOTSTRAP"]
+    topic = unique_name("small_queue")
+    ensure_topic(bootstrap, topic, 1)
+    # room for ten records in librdkafka's queue: sending 2000 hits BufferError again and again
+    producer = RecordProducer(bootstrap, {"acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                                          "queue.buffering.max.messages": 10})
+    try:
+        result = produce(({"id": i} for i in range(2000)), producer, topic, show_progress=False)
+        producer.send(topic, value=b"one more", key=b"last")
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+    assert (result.sent, result.failed) == (2000, 0)
+    records = _consume(bootstrap, topic, 2001)
+    assert [r.key for r in records] == [str(i).encode() for i in range(2000)] + [b"last"]
+
+
+def test_records_the_broker_refuses_are_counted_and_reported(stack, unique_name):
+    bootstrap = os.environ["SSP_KAFKA_BOOTSTRAP"]
+    topic = unique_name("refusing")
+    ensure_topic(bootstrap, topic, 1, config={"max.message.bytes": "2000"})
+    producer = make_producer(bootstrap)
+    try:
+        assert produce([{"id": 1, "text": "fits"}], producer, topic, show_progress=False).sent == 1
+        too_large = [{"id": 2, "text": "x" * 5000}, {"id": 3, "text": "y" * 5000}]
+        with pytest.raises(KafkaUnavailableError, match=f"2 records could not be delivered to {topic}; first error: "
+                                                        f"{topic}: .*too large"):
+            produce(too_large, producer, topic, show_progress=False)
+    finally:
+        producer.close()
+    assert producer.failures[0].startswith(f"{topic}: ") and len(producer.failures) == 2
+    assert [r.key for r in _consume(bootstrap, topic, 1)] == [b"1"]
+    assert sum(topic_end_offsets(bootstrap, topic).values()) == 1
+
+
+def test_no_broker_is_one_clear_error_naming_the_address():
+    from ssp.infra.process import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(KafkaUnavailableError, match=f"no Kafka broker answers at {address} within 2 s "
+                                                    r"\(.*Connection refused.*\); start the local stack"):
+        make_producer(address, connect_timeout=2)
+    with pytest.raises(KafkaUnavailableError, match=f"no Kafka broker answers at {address}"):
+        topic_end_offsets(address, "anything", timeout=1)

@@ -323,9 +323,10 @@ def test_ssp_produce_streams_from_the_x_api_into_kafka(fake_x, stack, unique_nam
     import os
 
     from click.testing import CliRunner
-    from kafka import KafkaConsumer
 
     from ssp.cli import main
+    from ssp.kafka.admin import topic_end_offsets
+    from test_producer import _consume
 
     fake_x.lines = _tweet_lines(12)
     monkeypatch.setenv("SSP_TWITTER_BEARER_TOKEN", TOKEN)
@@ -335,9 +336,7 @@ def test_ssp_produce_streams_from_the_x_api_into_kafka(fake_x, stack, unique_nam
                                        "--max-records", "12"])
     assert result.exit_code == 0, result.output
     assert f"produced 12 tweets to {topic}" in result.output
-    consumer = KafkaConsumer(topic, bootstrap_servers=os.environ["SSP_KAFKA_BOOTSTRAP"],
-                             auto_offset_reset="earliest", consumer_timeout_ms=10_000)
-    keys = {record.key for record in consumer}
-    consumer.close()
+    records = _consume(os.environ["SSP_KAFKA_BOOTSTRAP"], topic, 12)
     expected = {json.loads(line)["data"]["id"].encode() for line in fake_x.lines}
-    assert keys == expected
+    assert {record.key for record in records} == expected
+    assert sum(topic_end_offsets(os.environ["SSP_KAFKA_BOOTSTRAP"], topic).values()) == 12

@@ -210,17 +210,10 @@ def test_sigkill_and_restart_writes_every_frame_once(spark, stack, db, unique_na
 
 
 def test_a_frame_larger_than_the_topic_takes_is_refused(stack, unique_name):
-    from kafka.admin import NewTopic
-
-    from ssp.kafka.admin import admin_client
+    from ssp.kafka.admin import ensure_topic
 
     bootstrap, topic = os.environ["SSP_KAFKA_BOOTSTRAP"], unique_name("small_frames")
-    admin = admin_client(bootstrap)
-    try:
-        admin.create_topics([NewTopic(name=topic, num_partitions=1, replication_factor=1,
-                                      topic_configs={"max.message.bytes": "100000"})])
-    finally:
-        admin.close()
+    assert ensure_topic(bootstrap, topic, 1, config={"max.message.bytes": "100000"})
     assert topic_max_message_bytes(bootstrap, topic) == 100000
     with pytest.raises(FrameTooLargeError, match=f"288,852 bytes, more than topic {topic}'s max.message.bytes"):
         ensure_frames_topic(bootstrap, topic, 1, 8 * 1024 * 1024, frame_bytes(426, 226))

@@ -138,17 +138,11 @@ def _kafka_cluster_id() -> str:
 
 
 def _broker_answers(bootstrap: str) -> bool:
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
+    """Whether the broker answers a metadata request within 3 s (quietly: a broker still starting is no error)."""
+    from ssp.kafka.admin import KafkaUnavailableError, check_broker
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, api_version_auto_timeout_ms=3000)
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.list_topics()
+        check_broker(bootstrap, timeout=3)
         return True
-    except (KafkaError, OSError):
+    except KafkaUnavailableError:
         return False
-    finally:
-        admin.close()

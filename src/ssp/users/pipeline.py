@@ -161,8 +161,8 @@ class Sweep:
 
 
 def kmeans_sweep(reduced, config: UsersConfig, progress=None) -> Sweep:
-    """Spark ML KMeans on the PCA coordinates for k in ``k_min..k_max`` (the best of ``kmeans_restarts`` fits
-    each), WCSS and silhouette (``ClusteringEvaluator``, on a seeded sample beyond ``silhouette_sample`` rows)
+    """Spark ML KMeans (the block solver, scikit-learn's stopping rule) on the PCA coordinates for k in
+    ``k_min..k_max`` (the best of ``kmeans_restarts`` fits each), WCSS and silhouette (``ClusteringEvaluator``, on a seeded sample beyond ``silhouette_sample`` rows)
     per k, and the k :func:`ssp.clustering.elbow.choose_k` picks."""
     import time
 
@@ -174,6 +174,7 @@ def kmeans_sweep(reduced, config: UsersConfig, progress=None) -> Sweep:
     start = time.monotonic()
     data = reduced.select("pca").cache()
     rows = data.count()
+    variance = mean_variance(data, "pca")
     if rows < SMALL_ROWS:  # small data: one task per stage; each k-means iteration is a Spark job
         data = data.coalesce(1)
     sample = data if rows <= config.silhouette_sample else data.sample(
@@ -184,7 +185,8 @@ def kmeans_sweep(reduced, config: UsersConfig, progress=None) -> Sweep:
         best = None
         for restart in range(max(config.kmeans_restarts, 1)):
             model = KMeans(k=k, seed=config.seed + 7919 * restart, featuresCol="pca", predictionCol="cluster",
-                           maxIter=config.kmeans_max_iter).fit(data)
+                           maxIter=config.kmeans_max_iter, tol=spark_tolerance(config.kmeans_tol, variance, k),
+                           solver="block").fit(data)
             if best is None or model.summary.trainingCost < best.summary.trainingCost:
                 best = model
         ks.append(k)
@@ -198,6 +200,26 @@ def kmeans_sweep(reduced, config: UsersConfig, progress=None) -> Sweep:
         sample.unpersist()
     choice = choose_k(ks, wcss, silhouette, tolerance=config.elbow_tolerance)
     return Sweep(choice, models, time.monotonic() - start)
+
+
+def mean_variance(frame, column: str) -> float:
+    """The mean over dimensions of the variance of ``column`` (a vector column)."""
+    from pyspark.ml.stat import Summarizer
+
+    variances = frame.select(Summarizer.metrics("variance").summary(frame[column]).alias("s")).first()["s"]
+    return float(sum(variances.variance) / max(len(variances.variance), 1))
+
+
+def spark_tolerance(relative: float, variance: float, k: int) -> float:
+    """Spark KMeans's ``tol`` (every centre moves less than it) that stops a fit by scikit-learn's rule: the
+    ``k`` centres' total squared shift below ``relative`` x the data's mean variance.
+
+    >>> round(spark_tolerance(1e-4, 1.0, 4), 6)
+    0.005
+    >>> spark_tolerance(1e-4, 0.0, 4)
+    0.0
+    """
+    return math.sqrt(relative * variance / k)
 
 
 def clustering_pipeline(preprocess, kmeans_model):

@@ -48,47 +48,22 @@ def parse_generated_id(video: str) -> tuple[str, int, int, int] | None:
 
 def topic_max_message_bytes(bootstrap: str, topic: str) -> int | None:
     """The topic's ``max.message.bytes`` (None when the broker does not say)."""
-    from kafka.admin import ConfigResource, ConfigResourceType
+    from ssp.kafka.admin import topic_config
 
-    from ssp.kafka.admin import admin_client
-
-    admin = admin_client(bootstrap)
-    try:
-        responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    finally:
-        admin.close()
-    for response in responses if isinstance(responses, list) else [responses]:
-        for resource in getattr(response, "resources", ()):
-            for entry in resource[4]:
-                if entry[0] == "max.message.bytes" and entry[1] is not None:
-                    return int(entry[1])
-    return None
+    value = topic_config(bootstrap, topic).get("max.message.bytes")
+    return None if value is None else int(value)
 
 
 def ensure_frames_topic(bootstrap: str, topic: str, partitions: int, max_bytes: int, record_bytes: int) -> int:
     """Create ``topic`` with ``max.message.bytes = max_bytes`` unless it exists; check a record of
     ``record_bytes`` fits its limit (else :class:`FrameTooLargeError`); returns the limit."""
-    from kafka.admin import NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
-
-    from ssp.kafka.admin import KafkaUnavailableError, admin_client
+    from ssp.kafka.admin import ensure_topic
 
     if record_bytes + _RECORD_OVERHEAD > max_bytes:
         raise FrameTooLargeError(f"a frame record is {record_bytes:,} bytes, more than VideoConfig.max_frame_bytes "
                                  f"({max_bytes:,}) allows: raise it (--gin-param 'VideoConfig.max_frame_bytes = N') "
                                  "or send a smaller video")
-    admin = admin_client(bootstrap)
-    try:
-        if topic not in admin.list_topics():
-            try:
-                admin.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1,
-                                              topic_configs={"max.message.bytes": str(max_bytes)})])
-            except TopicAlreadyExistsError:
-                pass
-    except KafkaError as err:
-        raise KafkaUnavailableError(f"could not create topic {topic} on {bootstrap}: {err}") from err
-    finally:
-        admin.close()
+    ensure_topic(bootstrap, topic, partitions, config={"max.message.bytes": str(max_bytes)})
     limit = topic_max_message_bytes(bootstrap, topic) or max_bytes
     if record_bytes + _RECORD_OVERHEAD > limit:
         raise FrameTooLargeError(
