@@ -75,7 +75,7 @@ def visualise(work: Workdir, max_points: int = 20_000, seed: int = 0) -> Plotted
     ax.set_yticks(range(len(clusters)), [f"{c}: {names.get(int(c), '')}" for c in clusters], fontsize=8)
     for (row, column), value in np.ndenumerate(grid):
         ax.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(image, ax=ax, label="cluster mean - overall mean (standard deviations)")
+    fig.colorbar(image, ax=ax, label="cluster mean - overall mean\n(standard deviations)")
     ax.set_title("cluster profiles")
     paths.append(_save(fig, work, "profiles.png"))
     return Plotted(tuple(paths))
