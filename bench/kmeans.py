@@ -21,16 +21,18 @@ Both MLlib runs and ssp's end with the same centres (printed as the largest diff
 (b) The stream: each side reads the topic from the earliest offset until ``--stream-n`` records have
 gone through. Sustained points/s is the points of the batches after the first over the time from the
 end of the first batch to the end of the one that reached ``--stream-n``: the first batch is each
-side's warm-up (ssp: Python workers start and import; DStream: JIT, the first Kafka fetch) and is
+side's warm-up (code generation, JIT, the first Kafka fetch) and is
 printed apart, as are points/s with it and the run with its start-up. The sides run ``--rounds``
 times, alternating, the fastest run of each counts (a busy machine in one run does not decide).
 
 * ``ssp``: :func:`ssp.streaming.cluster_stream.run_cluster_stream`, the code behind ``ssp cluster
   stream --algorithm kmeans``, with ``ClusterConfig(max_offsets_per_trigger=--stream-batch,
   trigger_seconds=--trigger-seconds)``; the default 0 s trigger starts the next micro-batch as soon as
-  the last one ends, so nothing waits for a clock. Each micro-batch parses, assigns and sums on the
-  executors (``mapInArrow``), COPYs its assignments to PostgreSQL and commits assignments, centres and
-  model in one transaction. Its batches are Spark's progress events.
+  the last one ends, so nothing waits for a clock. Each micro-batch is parsed by Spark SQL on the
+  executors (``plain_points``), handed to Python workers there (``mapInArrow``) that assign the points
+  to the broadcast centres, add up per-cluster sums and counts and COPY their assignments to the stage
+  table; only the sums reach the driver, which folds them and commits assignments, centres and model in
+  one PostgreSQL transaction. Its batches are Spark's progress events.
 * ``dstream``: ``bench/dstream_kmeans`` (Java; built with Maven on first use and cached in the cache
   folder, ``$SSP_CACHE_DIR`` or ``~/.cache/ssp``), run with pyspark's ``spark-submit``: a direct Kafka
   DStream (``KafkaUtils.createDirectStream``, spark-streaming-kafka-0-10), each value's ``x`` parsed
@@ -51,11 +53,11 @@ batch size, Spark master ``--master`` (local[2]) and 2 GB of driver memory, one 
 machine (ssp's Spark session is stopped before the DStream's JVM starts).
 
 Where ssp's micro-batch time goes is printed after: Spark's per-batch phases and, inside
-``foreachBatch``, the commit transaction (timers put on ``ClusterJob`` for the run); what a Spark job
-over one micro-batch's records costs before ssp does anything in it (a batch read of the topic counted
-in the JVM, and through a ``mapInArrow`` that only counts, in 4, 2 and 1 tasks; for scale, its parse,
-assignment and sums in the JVM with ``from_json`` and SQL); and parsing a micro-batch's points with
-``parse_point`` in one plain Python process.
+``foreachBatch``, the executors' job (broadcast, the ``mapInArrow`` tasks, collect, fold), the fold
+and the commit transaction (timers put on ssp's functions for the run); the parts of the executors'
+work by themselves (:func:`profile_spark_job`: the Kafka read, Spark's hand-off to Python workers,
+the tasks' Python work, the COPY); and parsing a micro-batch's points with ``parse_point`` in one plain
+Python process (what each record SQL does not take costs).
 
 The last line printed is one JSON object with the figures, among them ``update_ssp_over_mllib`` and
 ``stream_ssp_over_dstream`` (sustained points/s; the goal: both >= 1.0). About 5 minutes on 2 cores.
@@ -240,7 +242,7 @@ class Stopwatch:
 
 def stream_figures(name: str, batches: list[tuple[int, float, float]], n: int, wall: float) -> dict:
     """A stream run's figures from its batches (points, start and end in epoch seconds): sustained points/s
-    from the end of the first batch (the warm-up: Python workers, JIT, the first Kafka fetch) to the end of
+    from the end of the first batch (the warm-up: code generation, JIT, the first Kafka fetch) to the end of
     the last, and points/s from the start of the first batch to the end of the last."""
     first_start, first_end, last_end = batches[0][1], batches[0][2], batches[-1][2]
     if len(batches) < 3:
@@ -277,18 +279,22 @@ def ssp_settings(topic: str, run: int, args):
 def run_ssp_stream(spark, infra: InfraConfig, topic: str, n: int, state: Path, run: int, args):
     """ssp's stream job on the whole topic, from a fresh checkpoint, job and table version; returns
     (figures, its per-batch profile, its settings)."""
+    import ssp.streaming.cluster_stream as cluster_stream
     from ssp.streaming.cluster_stream import ClusterJob, run_cluster_stream
 
     config, settings = ssp_settings(topic, run, args)
     listener = batch_events(spark)
-    # timers on the driver's foreachBatch and its commit transaction (skipped if ssp renames them)
-    watches = [Stopwatch(ClusterJob, name) for name in ("write_batch", "_commit") if hasattr(ClusterJob, name)]
+    # timers on the driver's foreachBatch, its executors' job (broadcast, mapInArrow, collect, fold), the
+    # fold alone and the commit transaction (any ssp renamed are skipped)
+    timed = {"foreach_batch": (ClusterJob, "write_batch"), "executors_job": (ClusterJob, "_local_steps"),
+             "driver_fold": (cluster_stream, "fold_partials"), "commit_transaction": (ClusterJob, "_commit")}
+    watches = {name: Stopwatch(*where) for name, where in timed.items() if hasattr(*where)}
     start = time.perf_counter()
     try:
         result = run_cluster_stream(spark, infra=infra, config=config, topic=topic, version=settings.tables.version,
                                     job=settings.job, max_records=n, checkpoint_dir=state / f"ssp-checkpoint-{run}")
     finally:
-        for watch in watches:
+        for watch in watches.values():
             watch.restore()
     wall = time.perf_counter() - start
     print(f"  {result.line()}", flush=True)
@@ -311,58 +317,84 @@ def run_ssp_stream(spark, infra: InfraConfig, topic: str, n: int, state: Path, r
     figures = stream_figures("ssp", [b[:3] for b in events], total, wall)
     phases = sorted({key for b in events for key in b[3]})
     profile = {f"spark_{key}_ms": statistics.median(b[3].get(key, 0) for b in events) for key in phases}
-    if len(watches) == 2 and len(watches[0].seconds) == len(watches[1].seconds) > 0:
-        whole, commit = watches[0].seconds, watches[1].seconds
-        profile["foreach_batch_ms"] = statistics.median(whole) * 1000
-        profile["commit_transaction_ms"] = statistics.median(commit) * 1000
-        profile["foreach_batch_without_commit_ms"] = statistics.median(
-            (w - c) * 1000 for w, c in zip(whole, commit, strict=True))
+    # the medians over the micro-batches that ran them (the first is the warm-up, as in the figures)
+    for name, watch in watches.items():
+        if len(watch.seconds) > 1:
+            profile[f"{name}_ms"] = statistics.median(watch.seconds[1:]) * 1000
     return figures, profile, settings
 
 
-def profile_spark_job(spark, infra: InfraConfig, topic: str, centres: np.ndarray, args, repeats: int = 2) -> dict:
-    """What a Spark job over one micro-batch's records costs before ssp does anything in it: a batch read
-    of the topic's first ``--stream-batch`` records (``--partitions`` Kafka partitions, so as many tasks as
-    a micro-batch has), counted in the JVM, then through a ``mapInArrow`` that only counts (ssp's job
-    runs its work in one), in as many tasks and coalesced to fewer; and, for scale, the micro-batch's
-    parse, nearest-centre assignment and per-cluster sums done without Python (``from_json`` and SQL
-    higher-order functions against ``centres``, a ``groupBy``). Milliseconds, median of ``repeats`` after
-    a warm-up. Only public Spark API: it holds whatever ssp's internals become."""
+def profile_spark_job(spark, infra: InfraConfig, topic: str, settings, args, repeats: int = 2) -> dict:
+    """What the parts of one micro-batch's executor work cost by themselves, on the topic's first
+    ``--stream-batch`` records read as a batch (``--partitions`` Kafka partitions, so as many tasks as a
+    micro-batch has; a batch read makes new Kafka consumers, so it runs slower than the stream's cached
+    ones): the Kafka read counted in the JVM; the same records through ssp's Spark SQL parse
+    (``plain_points``) handed to Python workers by a ``mapInArrow`` that only counts them (Spark's
+    hand-off, without ssp's work); the Python work of the tasks (``process_records``: parse_point on what
+    SQL left, assignment, sums, COPY lines) on the same Arrow data in this process; and the COPY of those
+    lines into a stage table (rolled back). Milliseconds, median of ``repeats`` after a warm-up."""
+    import psycopg2
     import pyarrow as pa
-    from pyspark.sql import functions as F
+
+    from ssp.storage.clusters import ClusterTables, ensure_cluster_tables, stage_assignment_csv
+    from ssp.storage.postgres import libpq_url, make_engine
+    from ssp.streaming.cluster_stream import (
+        KAFKA_COLUMNS,
+        STAGE_COPY_COLUMNS,
+        plain_points,
+        process_records,
+        worker_columns,
+    )
 
     per_partition = args.stream_batch // args.partitions
     ending = json.dumps({topic: {str(p): per_partition for p in range(args.partitions)}})
     records = (spark.read.format("kafka").option("kafka.bootstrap.servers", infra.kafka_bootstrap)
                .option("subscribe", topic).option("startingOffsets", "earliest").option("endingOffsets", ending)
-               .option("failOnDataLoss", "false").load().select("key", "value", "topic", "partition", "offset"))
+               .option("failOnDataLoss", "false").load().select(*KAFKA_COLUMNS))
+    shares = plain_points(records, job=settings.job, max_bytes=settings.max_record_bytes).select(
+        *worker_columns(args.dim))
 
     def count_only(batches):
         yield pa.RecordBatch.from_pydict({"n": [sum(batch.num_rows for batch in batches)]})
 
+    data = shares.toArrow()
+    centres = settings.new_model().local_state()
+    outcome = {}
+
+    def python_work():
+        outcome["last"] = process_records(data, model=StreamingKMeans, state=centres, dim=args.dim, job=settings.job,
+                                          batch_id=0, target_table=settings.tables.assignments,
+                                          max_bytes=settings.max_record_bytes)
+
+    tables = ClusterTables.for_version(990 + args.rounds)  # a scratch version; the COPY is rolled back
+    engine = make_engine(infra.database_url)
+    try:
+        ensure_cluster_tables(engine, tables)
+    finally:
+        engine.dispose()
+    conn = psycopg2.connect(libpq_url(infra.database_url))
+
+    def stage_copy():
+        stage_assignment_csv(conn, tables, outcome["last"].stage_csv, outcome["last"].good, STAGE_COPY_COLUMNS)
+        conn.rollback()
+
     steps = {"kafka_read_count": lambda: records.count(),
-             f"map_in_arrow_count_{args.partitions}_tasks": lambda: records.mapInArrow(count_only, "n long").collect()}
-    for tasks in sorted({2, 1} - {args.partitions}, reverse=True):
-        steps[f"map_in_arrow_count_{tasks}_tasks"] = \
-            lambda tasks=tasks: records.coalesce(tasks).mapInArrow(count_only, "n long").collect()
-    x = F.from_json(F.col("value").cast("string"), "x array<double>")["x"]
-    table = F.array(*[F.array(*[F.lit(float(v)) for v in centre]) for centre in centres])
-    distances = F.transform(table, lambda centre: F.aggregate(
-        F.zip_with(centre, F.col("x"), lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda total, d: total + d))
-    assigned = (records.select(x.alias("x")).where(F.size("x") == args.dim)
-                .select("x", (F.array_position(distances, F.array_min(distances)) - 1).alias("cluster")))
-    sums = assigned.groupBy("cluster").agg(F.count(F.lit(1)), *[F.sum(F.col("x")[i]) for i in range(args.dim)])
-    steps["jvm_sql_parse_assign_sum"] = lambda: sums.collect()
+             "sql_parse_map_in_arrow_count": lambda: shares.mapInArrow(count_only, "n long").collect(),
+             "python_work_in_one_process": python_work,
+             "stage_copy": stage_copy}
     records.count()  # the Kafka consumers' first fetch, before any step is timed
     timings = {}
-    for name, step in steps.items():
-        seconds = []
-        for attempt in range(repeats + 1):
-            start = time.perf_counter()
-            step()
-            if attempt:  # the first is a warm-up
-                seconds.append(time.perf_counter() - start)
-        timings[f"{name}_ms"] = statistics.median(seconds) * 1000
+    try:
+        for name, step in steps.items():
+            seconds = []
+            for attempt in range(repeats + 1):
+                start = time.perf_counter()
+                step()
+                if attempt:  # the first is a warm-up
+                    seconds.append(time.perf_counter() - start)
+            timings[f"{name}_ms"] = statistics.median(seconds) * 1000
+    finally:
+        conn.close()
     return timings
 
 
@@ -514,16 +546,20 @@ def part_a(spark, args, batches) -> dict:
 def print_profile(ssp: dict, profile: dict, job_steps: dict, parse_ms: float, args) -> None:
     spark_phases = ", ".join(f"{key[6:-3]} {value:,.0f}" for key, value in profile.items()
                              if key.startswith("spark_") and value >= 1)
-    inside = (f"; inside foreachBatch ({profile['foreach_batch_ms']:,.0f}): the commit transaction "
-              f"{profile['commit_transaction_ms']:,.0f}, the rest (broadcast, the mapInArrow job, folding) "
-              f"{profile['foreach_batch_without_commit_ms']:,.0f}") if "foreach_batch_ms" in profile else ""
+    inside = ""
+    if "foreach_batch_ms" in profile:
+        parts = [(label, profile.get(key)) for label, key in (
+            ("the executors' job (broadcast, mapInArrow tasks, collect, fold)", "executors_job_ms"),
+            ("of it the driver's fold", "driver_fold_ms"), ("the commit transaction", "commit_transaction_ms"))]
+        inside = f"; inside foreachBatch ({profile['foreach_batch_ms']:,.0f}): " + ", ".join(
+            f"{label} {value:,.0f}" for label, value in parts if value is not None)
     print(f"where ssp's micro-batch goes (medians, ms): Spark's phases: {spark_phases}{inside}")
-    tasks = ", ".join(f"{key[len('map_in_arrow_count_'):-3].replace('_', ' ')} {value:,.0f}"
-                      for key, value in job_steps.items() if key.startswith("map_in_arrow_count_"))
-    print(f"a Spark job over {args.stream_batch:,} of the topic's records, before any of ssp's work (ms): Kafka read "
-          f"and count in the JVM {job_steps['kafka_read_count_ms']:,.0f}; a mapInArrow that only counts: {tasks}; "
-          f"for scale, parse, assign and per-cluster sums in the JVM (from_json, SQL) "
-          f"{job_steps['jvm_sql_parse_assign_sum_ms']:,.0f}")
+    print(f"the executors' work on {args.stream_batch:,} of the topic's records, part by part (a batch read, ms): "
+          f"Kafka read and count in the JVM {job_steps['kafka_read_count_ms']:,.0f}; Spark SQL's parse handed to "
+          f"Python workers that only count {job_steps['sql_parse_map_in_arrow_count_ms']:,.0f}; the tasks' Python "
+          f"work (parse_point on what SQL left, assign, sums, COPY lines) in one process "
+          f"{job_steps['python_work_in_one_process_ms']:,.0f}; the COPY to the stage table "
+          f"{job_steps['stage_copy_ms']:,.0f}")
     print(f"parsing {args.stream_batch:,} points with parse_point in one plain Python process: {parse_ms:,.0f} ms; "
           f"ssp's median micro-batch {ssp['median_batch_ms']:,.0f} ms", flush=True)
 
@@ -586,7 +622,7 @@ def main() -> None:
             ssp_runs.append(ssp)
             profiles.append(profile)
             if run == args.rounds - 1:
-                job_steps = profile_spark_job(spark, infra, topic, settings.new_model().centres, args)
+                job_steps = profile_spark_job(spark, infra, topic, settings, args)
                 ssp_centres = ssp_final_centres(infra, settings)
             spark.stop()
             spark = None

@@ -4,6 +4,8 @@ exactly, and bad points land in the dead-letter table without touching the model
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import random
 import signal
@@ -13,6 +15,7 @@ import threading
 import time
 
 import numpy as np
+import orjson
 import pytest
 
 from ssp.clustering.streaming_kmeans import StreamingKMeans
@@ -317,3 +320,178 @@ def test_dp_stream_opens_clusters_and_resumes_to_the_model_learn_many_builds(alg
         cur.execute(f"SELECT count(DISTINCT cluster) FROM {tables.centres} WHERE job = %s", (job,))
         assert cur.fetchone()[0] >= 4
     assert adjusted_rand_score(truth, found) > 0.98
+
+
+# ---------------------------------------------------------------------- the k-means job's Spark SQL parse
+def tricky_values() -> list[bytes | None]:
+    """Records around every rule of parse_point: the plain form Spark SQL takes, and what it must not."""
+    t = "2024-03-04T08:00:00"
+    values: list[bytes | None] = [None, b"", b"   ", b"null", b"[]", b"[1, 2]", b'"point"', b"7", b"true", b"{}"]
+    values += [s.encode() for s in (
+        # plain points, in many spellings
+        '{"id": 1, "x": [1.5, -2]}', '{"x":[1,2],"id":2}', ' \t\n{"id":3,"x":[1e5,2E-5]}\r\n', '{"id":-0,"x":[-0.0,0]}',
+        '{"id":4,"x":[0.1,0.30000000000000004]}', '{"id":5,"x":[1.7976931348623157e308,5e-324]}',
+        '{"id":6,"x":[2.4703282292062327e-324,1e-400]}', '{"id":7,"x":[9007199254740993,123456789012345678901234567890]}',
+        '{"id":8,"x":[1,2],"ts":null,"truth":null}', f'{{"id":9,"x":[1,2],"ts":"{t}.100Z","truth":3}}',
+        f'{{"id":10,"x":[1,2],"ts":"{t}"}}', f'{{"id":11,"x":[1,2],"ts":"{t}+05:30"}}', f'{{"id":12,"x":[1,2],"ts":"{t}-23:59"}}',
+        f'{{"id":13,"x":[1,2],"ts":"{t}.123456Z"}}', '{"id":14,"x":[1,2],"ts":"2024-02-29T00:00:00Z"}',
+        '{"id":15,"x":[1,2],"ts":"2000-02-29T23:59:59Z"}', '{"id":16,"x":[1,2],"truth":-2147483648}',
+        '{"id":17,"x":[1,2],"truth":2147483647}', '{"id":999999999999999999,"x":[1,2]}', '{"id":18,"x":[3]}',
+        '{"id":19,"x":[1,2,3,4,5,6,7,8,9,10,11,12]}', '{"id":20,"x":[1e308,-1e308]}',
+        # what parse_point takes but Spark SQL leaves to it: other spellings
+        '{"id":21,"x":[1,2],"note":"extra"}', '{"\\u0069d":22,"x":[1,2]}', f'{{"id":23,"x":[1,2],"ts":"{t}\\u005a"}}',
+        '{"id":9223372036854775807,"x":[1,2]}', '{"id":-9223372036854775808,"x":[1,2]}', '{"id":24,"id":25,"x":[1,2]}',
+        '{"id":26,"x":[1,2],"ts":"2024-03-04 08:00:00"}', '{"id":27,"x":[1,2],"ts":"2024-03-04"}',
+        f'{{"id":28,"x":[1,2],"ts":"{t}+0530"}}', f'{{"id":29,"x":[1,2],"ts":"{t}.1234567Z"}}',
+        '{"id":30,"x":[1,2],"ts":"1899-12-31T23:59:59Z"}', '{"id":31,"x":[1,2],"ts":"2024-03-04t08:00:00z"}',
+        '{"id":32,"x":[1,2],"e":"\\u0000"}',
+        # not points, each for its own reason
+        '{"x":[1,2]}', '{"id":null,"x":[1,2]}', '{"id":"7","x":[1,2]}', '{"id":1.0,"x":[1,2]}', '{"id":1e2,"x":[1,2]}',
+        '{"id":true,"x":[1,2]}', '{"id":9223372036854775808,"x":[1,2]}', '{"id":99999999999999999999,"x":[1,2]}',
+        '{"id":40}', '{"id":41,"x":null}', '{"id":42,"x":[]}', '{"id":43,"x":"1,2"}', '{"id":44,"x":{"a":1}}',
+        '{"id":45,"x":[1,[2]]}', '{"id":46,"x":[1,{"a":2}]}', '{"id":47,"x":[1,null]}', '{"id":48,"x":["1",2]}',
+        '{"id":49,"x":[true,2]}', '{"id":50,"x":[NaN,2]}', '{"id":51,"x":[Infinity,2]}', '{"id":52,"x":[-Infinity,2]}',
+        '{"id":53,"x":[1e999,2]}', '{"id":54,"x":[-1e999,2]}', '{"id":55,"x":[1' + "0" * 400 + ',2]}',
+        '{"id":56,"x":[1.7976931348623159e308,2]}', '{"id":57,"x":[01,2]}', '{"id":58,"x":[1.,2]}', '{"id":59,"x":[.5,2]}',
+        '{"id":60,"x":[+1,2]}', '{"id":61,"x":[1,2,]}', '{"id":62,"x":[1,2],}', "{'id':63,'x':[1,2]}", '{id:64,"x":[1,2]}',
+        '{"id":65,"x":[1,2]}x', '{"id":66,"x":[1,2]}}', '{"id":67,"x":[1,2]}{"id":68}', '{"id":69,"x":[1,2]},[]',
+        '{"id":70,"x":[1,2]', '{"id":71,"x":[1,2] /* c */}', '{"id":72,"x":[1,2],"e":1e999}',
+        '{"id":73,"x":[1,2],"e":"\\ud800"}', '{"id":74,"x":[1,2],"ts":5}', '{"id":75,"x":[1,2],"ts":"yesterday"}',
+        '{"id":76,"x":[1,2],"ts":"2024-02-30T00:00:00Z"}', '{"id":77,"x":[1,2],"ts":"2023-02-29T00:00:00Z"}',
+        '{"id":78,"x":[1,2],"ts":"1900-02-29T00:00:00Z"}', '{"id":79,"x":[1,2],"ts":"2024-03-04T24:00:00"}',
+        '{"id":80,"x":[1,2],"ts":"2024-03-04T23:59:60Z"}', '{"id":81,"x":[1,2],"ts":"0001-01-01T00:00:00+01:00"}',
+        '{"id":82,"x":[1,2],"ts":"9999-12-31T23:59:59-01:00"}', f'{{"id":83,"x":[1,2],"ts":"{t}+24:00"}}',
+        '{"id":84,"x":[1,2],"truth":2147483648}', '{"id":85,"x":[1,2],"truth":-2147483649}', '{"id":86,"x":[1,2],"truth":"3"}',
+        '{"id":87,"x":[1,2],"truth":3.0}', '{"id":88,"x":[1,2],"truth":true}', '{"id":89,"x":[1,2],"ts":["x"]}',
+    )]
+    values += [b'\xef\xbb\xbf{"id":90,"x":[1,2]}', b'{"id":91,"x":[1,2]}\xe2\x80\xa8', b'{"id":92,"x":[1,2],"e":"\xff"}',
+               b'{"id":93,"x":[1,2]}\xff', b'{"id":94,"x":[1,2],"e":"\xc3\x28"}', b'{"id":95,"x":[1,2]}\x00',
+               b'{"id":96,"x":[1,2],"e":"a\x01b"}', b'{"id":97,"x":[1,2],"e":"caf\xc3\xa9"}',
+               b'{"id":98,"x":[' + b"1.5," * 200 + b'2]}']  # 98: larger than the 512 bytes allowed below
+    return values
+
+
+def fuzzed_values(count: int, seed: int = 3) -> list[bytes]:
+    """Plain points with a byte or two deleted, inserted or replaced: mostly not points any more."""
+    rng = random.Random(seed)
+    bases = [orjson.dumps(p) for p in points_payloads(40, seed=2, k=3, dim=2)] + [
+        b'{"id": 5, "x": [1.5e-3, -0.0], "ts": "2024-03-04T08:00:00+01:00", "truth": null}']
+    alphabet = b'{}[]",:0123456789eE.+- \\tnulrfasx\x00\x7f\xc3\xa9\xff'
+    values = []
+    for _ in range(count):
+        value = bytearray(rng.choice(bases))
+        for _ in range(rng.choice((1, 1, 2))):
+            where, what = rng.randrange(len(value)), rng.choice(("delete", "insert", "replace"))
+            if what == "delete":
+                del value[where]
+            elif what == "insert":
+                value.insert(where, rng.choice(alphabet))
+            else:
+                value[where] = rng.choice(alphabet)
+        values.append(bytes(value))
+    return values
+
+
+def records_frame(spark, values: list[bytes | None]):
+    import pyarrow as pa
+
+    return spark.createDataFrame(pa.table({
+        "key": pa.array([b"k%d" % i for i in range(len(values))], pa.binary()),
+        "value": pa.array(values, pa.binary()),
+        "topic": pa.array(["t"] * len(values)),
+        "partition": pa.array([i % 3 for i in range(len(values))], pa.int32()),
+        "offset": pa.array(range(len(values)), pa.int64()),
+    }))
+
+
+def test_spark_sql_takes_as_points_only_what_parse_point_takes_with_the_same_values(spark):
+    from datetime import datetime
+
+    from ssp.streaming.cluster_stream import PointParseError, parse_point, plain_points
+
+    max_bytes = 512
+    typical = [orjson.dumps(p) for p in points_payloads(300, seed=8, k=4, dim=3, scenario="drift")]
+    values = tricky_values() + fuzzed_values(3000) + typical
+    rows = plain_points(records_frame(spark, values), job='job "q", one', max_bytes=max_bytes).toArrow().to_pylist()
+    assert [row["value"] for row in rows] == values
+
+    def parsed(value):
+        try:
+            return parse_point(value, None, max_bytes)
+        except PointParseError:
+            return None
+
+    plain_count = python_only = 0
+    for row in rows:
+        point = parsed(row["value"])
+        if not row["plain"]:
+            python_only += point is not None
+            assert (row["raw_value"], row["raw_key"], row["raw_topic"]) == (row["value"], row["key"], "t")
+            continue
+        plain_count += 1
+        assert point is not None, f"Spark SQL took {row['value']!r}, parse_point does not"
+        assert row["raw_value"] is None
+        assert (row["id"], row["truth"]) == (point.id, point.truth), row["value"]
+        assert [repr(v) for v in row["x"]] == [repr(v) for v in point.x], row["value"]  # the same floats, zeros' signs too
+        assert (row["ts"] is None) == (point.ts is None), row["value"]
+        if point.ts is not None:
+            assert datetime.fromisoformat(row["ts"]) == datetime.fromisoformat(point.ts), row["value"]
+        # the COPY line: the fields PostgreSQL reads, x as the very same floats
+        line = next(csv.reader([row["line"]]))
+        assert line[:2] == ['job "q", one', str(point.id)]
+        assert [float(v) for v in line[3].strip("{}").split(",")] == list(point.x)
+        assert line[4:] == ["" if point.truth is None else str(point.truth), str(row["partition"]), str(row["offset"])]
+    assert all(row["plain"] for row in rows[-len(typical):]), "the producer's points must not need Python"
+    # of the tricky records, Spark SQL takes the plain spellings (ids 0 to 20 but 12, whose offset -23:59 Java's
+    # time zones lack) and leaves every other spelling to parse_point
+    tricky = [orjson.loads(row["value"])["id"] for row in rows[:len(tricky_values())] if row["plain"]]
+    assert sorted(tricky) == sorted([*range(12), *range(13, 21), 999999999999999999])
+    assert plain_count > len(typical) + 20 and python_only > 10  # both ways are exercised
+
+
+def test_a_task_assigns_and_sums_its_share_as_learn_many_does():
+    """process_records, what each executor task runs: Spark SQL's plain points and parse_point's others,
+    in Kafka order, against the broadcast centres; the sums fold bitwise into learn_many's model."""
+    import pyarrow as pa
+
+    from ssp.streaming.cluster_stream import STAGE_COPY_COLUMNS, WORKER_COLUMNS, process_records
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(3, 2)) * 4
+    x = rng.normal(size=(40, 2)) * 4
+    positions = [(p, o) for o in range(20) for p in (1, 0)]  # not in Kafka order
+    plain = [i % 4 != 3 for i in range(40)]  # every fourth point comes as a raw record, for parse_point
+    columns = {name: [] for name in WORKER_COLUMNS}
+    for i, ((a, b), (p, o)) in enumerate(zip(x.tolist(), positions, strict=True)):
+        raw = None if plain[i] else orjson.dumps({"id": i, "x": [a, b]})
+        for name, value in zip(WORKER_COLUMNS, (p, o, plain[i], [a, b] if plain[i] else None,
+                                                f'"j",{i},,"{{{a!r},{b!r}}}",,{p},{o}' if plain[i] else None,
+                                                None if plain[i] else b"k", raw, None if plain[i] else "t"),
+                               strict=True):
+            columns[name].append(value)
+    for name, value in zip(WORKER_COLUMNS, (0, 99, False, None, None, b"k", b'{"id": 99, "x": [1, 2, 3]}', "t"),
+                           strict=True):
+        columns[name].append(value)
+    data = pa.table({name: pa.array(values, type) for (name, values), type in zip(columns.items(), (
+        pa.int32(), pa.int64(), pa.bool_(), pa.list_(pa.float64()), pa.string(), pa.binary(), pa.binary(),
+        pa.string()), strict=True)})
+    outcome = process_records(data, model=StreamingKMeans, state={"centres": centres}, dim=2, job="j", batch_id=7,
+                              target_table="a", max_bytes=1024)
+
+    order = sorted(range(40), key=lambda i: positions[i])
+    model = StreamingKMeans(centres=centres)
+    labels = model.learn_predict_many(x[order])
+    assert (outcome.first_position, outcome.seen, outcome.good, len(outcome.dead_rows)) == ((0, 0), 41, 40, 1)
+    assert outcome.dead_rows[0][6] == "wrong_dimension" and outcome.candidates == []
+    want = StreamingKMeans(centres=centres)
+    want.global_step(outcome.stats)
+    assert want.to_state() == model.to_state()  # bitwise: the same floats added in the same order
+    written = {}
+    for fields in csv.reader(io.StringIO(outcome.stage_csv.decode())):
+        row = dict(zip(STAGE_COPY_COLUMNS, fields, strict=True))
+        assert (row["batch_id"], row["job"]) == ("7", "j")
+        position = (int(row["kafka_partition"]), int(row["kafka_offset"]))
+        i = positions.index(position)
+        assert int(row["point_id"]) == i and [float(v) for v in row["x"].strip("{}").split(",")] == x[i].tolist()
+        written[position] = int(row["cluster"])
+    assert [written[positions[i]] for i in order] == labels.tolist()

@@ -33,6 +33,7 @@ AssignmentCursor(batch_id=4, kafka_partition=1, kafka_offset=250)
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -61,7 +62,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from ssp.errors import SspError
-from ssp.storage.postgres import copy_insert_ignore_conflicts, ensure_tables
+from ssp.storage.postgres import copy_csv_ignore_conflicts, copy_insert_ignore_conflicts, ensure_tables
 from ssp.storage.tables import dead_letter_table, validate_identifier, validate_version, versioned_table_name
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "latest_model",
     "model_jobs",
     "pg_float_array_literal",
+    "stage_assignment_csv",
     "stage_assignments",
     "merges_after",
     "cluster_merges_table",
@@ -253,6 +255,17 @@ def stage_assignments(conn, tables: ClusterTables, rows: Sequence[Sequence[Any]]
     commits. Returns the rows added."""
     return copy_insert_ignore_conflicts(conn, tables.stage, ASSIGNMENT_COLUMNS, rows, _STAGE_KEY,
                                         order_by=("kafka_partition", "kafka_offset"))
+
+
+def stage_assignment_csv(conn, tables: ClusterTables, csv: bytes, count: int, columns: Sequence[str]) -> int:
+    """COPY ``count`` assignment rows already written as COPY CSV (the values of ``columns``, a permutation of
+    :data:`ASSIGNMENT_COLUMNS`; ``x`` a quoted ``float8[]`` literal, an unquoted empty field NULL) into the
+    stage table; a row staged before is left alone. The caller commits. Returns the rows added."""
+    if sorted(columns) != sorted(ASSIGNMENT_COLUMNS):
+        raise ValueError(f"assignment rows need the columns {', '.join(ASSIGNMENT_COLUMNS)} in some order, got "
+                         f"{', '.join(columns)}")
+    return copy_csv_ignore_conflicts(conn, tables.stage, columns, io.BytesIO(csv), count, _STAGE_KEY,
+                                     order_by=("kafka_partition", "kafka_offset"))
 
 
 @dataclass(frozen=True)

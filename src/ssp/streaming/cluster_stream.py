@@ -2,19 +2,28 @@
 
 ``pyspark.mllib.clustering.StreamingKMeans`` runs on DStreams only; this job is the same update
 (:class:`ssp.clustering.streaming_kmeans.StreamingKMeans`) on a Structured Streaming query over
-Kafka, one model update per micro-batch, done the way MLlib does it:
+Kafka, one model update per micro-batch (the DP models of ``ssp.clustering`` run the same way, with
+their own local and global steps):
 
-1. the driver broadcasts the centres the micro-batch starts with;
-2. each executor task parses its share of the batch (``mapInArrow``), assigns every point to its
-   nearest broadcast centre (:func:`~ssp.clustering.streaming_kmeans.assign`), adds up per-cluster
-   sums and counts (:func:`~ssp.clustering.streaming_kmeans.cluster_sums`), COPYs its assignments to
-   the stage table and its bad records to the dead-letter table, and hands back only the sums and
-   counts (``k * (dim + 1)`` numbers), never the points;
-3. the driver adds the tasks' sums up in Kafka order (so a replay adds the same floats in the same
-   order) and folds them into the model with ``update_from_sums``;
-4. in one PostgreSQL transaction (:func:`ssp.storage.clusters.commit_batch`) the batch's assignments
+1. Spark SQL parses the micro-batch on the executors (:func:`plain_points`, put on the stream once,
+   so Spark analyses it once): a record whose value is a point in the plain form (a pattern and
+   ``from_json``; see ``PLAIN_POINT_PATTERN``) comes out as its coordinates and its assignment row as
+   COPY CSV, any other record as itself;
+2. the driver broadcasts the model's local state (for k-means, the centres the batch starts with);
+3. each executor task hands its share to a Python worker as Arrow columns (``mapInArrow``:
+   :func:`process_records`), which parses the records SQL left with :func:`parse_point`, assigns every
+   point, in Kafka order, to its nearest broadcast centre and adds up per-cluster sums and counts (the
+   model's ``local_step``), COPYs its assignment lines to the stage table and its bad records to the
+   dead-letter table, and hands back only the sums and counts (``k * (dim + 1)`` numbers), never the points;
+4. the driver adds the tasks' sums up in Kafka order (:func:`fold_partials`, so a replay adds the same
+   floats in the same order) and folds them into the model (``global_step``: ``update_from_sums``);
+5. in one PostgreSQL transaction (:func:`ssp.storage.clusters.commit_batch`) the batch's assignments
    move from the stage table to ``cluster_assignments_<v>``, the centres go to ``cluster_centres_<v>``
    and the model state to ``cluster_models``, keyed by (job, batch id).
+
+A k-means model without centres draws them from the stream's first valid points (a probe of at most
+``init_sample`` points per task, first micro-batch only). The DP models run the same steps with their
+own ``local_step`` (births: the points no cluster took come back as candidates) and ``global_step``.
 
 On start the job resumes from its newest committed model; a micro-batch whose id is already
 committed (Spark replays the last one after a crash) is skipped. With the Spark checkpoint that makes
@@ -51,6 +60,7 @@ import io
 import json
 import logging
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,9 +86,9 @@ from ssp.storage.clusters import (
     ensure_cluster_tables,
     latest_model,
     pg_float_array_literal,
-    stage_assignments,
+    stage_assignment_csv,
 )
-from ssp.storage.postgres import libpq_url, make_engine, table_exists
+from ssp.storage.postgres import libpq_url, make_engine, rows_to_csv, table_exists
 from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
 
 log = logging.getLogger(__name__)
@@ -106,7 +116,6 @@ KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset")
 # model's local_step, as .npy arrays in one .npz) and the Kafka positions of its birth candidates
 PARTIAL_SCHEMA = ("first_partition int, first_offset long, seen long, good long, dead long, stats binary, "
                   "candidate_partitions array<int>, candidate_offsets array<long>")
-FIRST_POINTS_SCHEMA = "partition int, offset long, x array<double>"
 _MAX_BIGINT = 2**63 - 1
 _MAX_INT = 2**31 - 1
 _NOWHERE = (_MAX_INT, _MAX_BIGINT)  # the Kafka position of a task that read nothing: sorts last
@@ -193,10 +202,11 @@ def _timestamp(point_id: int, value: Any) -> str | None:
         if not isinstance(value, str):
             raise ValueError(value)
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        # naive: UTC; an offset that takes the time past year 1 or 9999 overflows here
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise PointParseError("wrong_type:ts", f"point {point_id}: ts must be an ISO 8601 time, got {value!r:.60}") \
             from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)  # naive: UTC
     return moment.isoformat()
 
 
@@ -210,6 +220,102 @@ def parse_point(value: bytes | None, dim: int | None = None, max_bytes: int = 64
     x = _coordinates(point_id, payload.get("x"), dim)
     truth = _integer(payload, "truth", f"point {point_id}", -_MAX_INT - 1, _MAX_INT)
     return Point(point_id, _timestamp(point_id, payload.get("ts")), x, truth)
+
+
+# ---------------------------------------------------------------------- the Spark SQL parse, on the executors
+# A record Spark SQL takes as a point without Python: the whole value matches this pattern (a JSON object
+# of the keys id, x, ts and truth only, an integer id of at most 18 digits, x a flat list of JSON numbers,
+# ts null or a time in one plain ISO 8601 form, truth null or an integer, nothing after the object), no key
+# twice, and the values from_json reads are in range (see plain_points). Every such value is one
+# parse_point accepts, with the same values; every other record still goes through parse_point.
+_WS = r"[ \t\n\r]*+"
+_NUMBER = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+"
+_INTEGER = r"-?+(?:0|[1-9][0-9]{0,17}+)"
+_TIME = (r"(?:19|2[0-9])[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+         r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?+(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?+")
+_MEMBER = (rf'(?:"id"{_WS}:{_WS}{_INTEGER}|"x"{_WS}:{_WS}\[{_WS}{_NUMBER}(?:{_WS},{_WS}{_NUMBER})*+{_WS}\]'
+           rf'|"ts"{_WS}:{_WS}(?:null|"{_TIME}")|"truth"{_WS}:{_WS}(?:null|{_INTEGER}))')
+PLAIN_POINT_PATTERN = rf"\A{_WS}\{{{_WS}{_MEMBER}(?:{_WS},{_WS}{_MEMBER})*+{_WS}\}}{_WS}\z"
+POINT_JSON_SCHEMA = "id BIGINT, x ARRAY<DOUBLE>, ts STRING, truth BIGINT"
+
+# COPY's column order for the assignment lines: Spark SQL writes all but the first two (plain_points, built
+# once for the whole stream), the task that assigns the point puts the batch id and the cluster in front
+STAGE_COPY_COLUMNS = ("batch_id", "cluster", "job", "point_id", "ts", "x", "truth", "kafka_partition", "kafka_offset")
+# what a task's Python worker gets of each record (worker_columns): its Kafka position; a plain point's
+# coordinates and assignment line; any other record's key, value and topic, for parse_point
+WORKER_COLUMNS = ("partition", "offset", "plain", "x", "line", "raw_key", "raw_value", "raw_topic")
+_NO_MODEL = -1  # the dimension of a model without centres yet: no record can be a point
+
+
+def csv_field(value: str) -> str:
+    """A text value quoted for COPY's CSV format.
+
+    >>> print(csv_field('kmeans:a "b" c'))
+    "kmeans:a ""b"" c"
+    """
+    return '"' + value.replace('"', '""') + '"'
+
+
+def plain_points(records, *, job: str, max_bytes: int):
+    """``records`` (a DataFrame with :data:`KAFKA_COLUMNS`: the Kafka stream) with the columns ``plain`` (true
+    when Spark SQL alone takes the record as a point: a value :func:`parse_point` certainly accepts, with
+    any number of coordinates) and, for those, ``id``, ``x``, ``ts`` (ISO 8601 text, UTC), ``truth`` and
+    ``line``, the point's assignment row as COPY CSV but for the batch id and cluster
+    (:data:`STAGE_COPY_COLUMNS`); for any other record ``raw_key``, ``raw_value`` and ``raw_topic``.
+
+    The stream job applies it to the stream once, so Spark analyses these expressions once, not every
+    micro-batch. A record that is not plain may still be a point: it goes through parse_point.
+    """
+    from pyspark.sql import functions as F
+
+    text = F.col("value").cast("string")
+    shaped = F.coalesce(F.col("value").isNotNull() & F.length("value").between(1, max_bytes)
+                        & text.rlike(PLAIN_POINT_PATTERN), F.lit(False))
+    keys = F.json_object_keys(text)
+    parsed = records.select("*", shaped.alias("_shaped")).select(
+        "*", F.when(F.col("_shaped"), F.from_json(text, POINT_JSON_SCHEMA)).alias("_p"),
+        F.when(F.col("_shaped"), F.size(keys) == F.size(F.array_distinct(keys))).alias("_once"))
+    point, ts = F.col("_p"), F.col("_p")["ts"]
+    # a time without an offset is UTC (as parse_point reads it), whatever the session's time zone
+    moment = F.when(F.substring(ts, 20, 20).rlike("[Z+-]"), ts).otherwise(F.concat(ts, F.lit("Z"))) \
+        .try_cast("timestamp")
+    plain = (F.col("_shaped") & F.col("_once") & point["id"].isNotNull()
+             & F.forall(point["x"], lambda v: ~F.isnan(v) & (F.abs(v) < F.lit(math.inf)))  # 1e999 is inf to Java
+             & (ts.isNull() | moment.isNotNull())
+             & (point["truth"].isNull() | point["truth"].between(-_MAX_INT - 1, _MAX_INT)))
+    values = parsed.select(*records.columns, F.coalesce(plain, F.lit(False)).alias("plain"), point["id"].alias("id"),
+                           point["x"].alias("x"), F.date_format(moment, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX").alias("ts"),
+                           point["truth"].try_cast("int").alias("truth"))  # out of range: not plain, and no error
+    fields = {  # STAGE_COPY_COLUMNS[2:] as COPY CSV text; an unquoted empty field is NULL
+        "job": F.lit(csv_field(job)),
+        "point_id": F.col("id").cast("string"),
+        "ts": F.coalesce(F.concat(F.lit('"'), F.col("ts"), F.lit('"')), F.lit("")),
+        # Spark writes each double with as many digits as tell it apart: PostgreSQL reads the same number
+        "x": F.concat(F.lit('"'), F.translate(F.col("x").cast("string"), "[]", "{}"), F.lit('"')),
+        "truth": F.coalesce(F.col("truth").cast("string"), F.lit("")),
+        "kafka_partition": F.col("partition").cast("string"),
+        "kafka_offset": F.col("offset").cast("string"),
+    }
+    line = F.concat_ws(",", *(fields[name] for name in STAGE_COPY_COLUMNS[2:]))
+    is_plain = F.col("plain")
+    return values.select(
+        *records.columns, "plain", *(F.when(is_plain, F.col(name)).alias(name) for name in ("id", "x", "ts", "truth")),
+        F.when(is_plain, line).alias("line"),
+        *(F.when(~is_plain, F.col(name)).alias(f"raw_{name}") for name in ("key", "value", "topic")))
+
+
+def worker_columns(dim: int | None) -> list:
+    """The :data:`WORKER_COLUMNS` of a micro-batch with :func:`plain_points` on it, for a model of ``dim``
+    coordinates: a plain point of another dimension goes to the worker as a raw record (its dead letter
+    needs its value); ``dim`` None keeps every plain point, ``_NO_MODEL`` none."""
+    from pyspark.sql import functions as F
+
+    if dim is None:
+        return list(WORKER_COLUMNS)
+    raw = F.col("plain") if dim == _NO_MODEL else F.col("plain") & (F.size("x") != F.lit(int(dim)))
+    return ["partition", "offset", (F.col("plain") & ~raw).alias("plain"), "x", "line",
+            *(F.when(raw, F.col(name)).otherwise(F.col(f"raw_{name}")).alias(f"raw_{name}")
+              for name in ("key", "value", "topic"))]
 
 
 # ---------------------------------------------------------------------- the executors' half
@@ -232,12 +338,14 @@ def unpack_stats(blob: bytes) -> dict[str, np.ndarray]:
 
 @dataclass
 class PartitionOutcome:
-    """What one task made of its records: stage rows, dead-letter rows, the model's statistics of its
-    points and the Kafka positions of its birth candidates (points no cluster took yet), in order."""
+    """What one task made of its records: its points' assignment rows (COPY CSV in :data:`STAGE_COPY_COLUMNS`
+    order, ``good`` of them), dead-letter rows, the model's statistics of its points and the Kafka
+    positions of its birth candidates (points no cluster took yet), in Kafka order."""
 
     first_position: tuple[int, int]
     seen: int
-    stage_rows: list[tuple]
+    good: int
+    stage_csv: bytes
     dead_rows: list[RowText]
     stats: dict[str, np.ndarray] | None
     candidates: list[tuple[int, int]] = field(default_factory=list)
@@ -249,7 +357,7 @@ class PartitionOutcome:
             "first_partition": pa.array([self.first_position[0]], pa.int32()),
             "first_offset": pa.array([self.first_position[1]], pa.int64()),
             "seen": pa.array([self.seen], pa.int64()),
-            "good": pa.array([len(self.stage_rows)], pa.int64()),
+            "good": pa.array([self.good], pa.int64()),
             "dead": pa.array([len(self.dead_rows)], pa.int64()),
             "stats": pa.array([None if self.stats is None else pack_stats(self.stats)], pa.binary()),
             "candidate_partitions": pa.array([[c[0] for c in self.candidates]], pa.list_(pa.int32())),
@@ -257,83 +365,207 @@ class PartitionOutcome:
         })
 
 
-def process_records(data, *, model: type | None, state: dict | None, dim: int | None, job: str, batch_id: int,
-                    target_table: str, max_bytes: int) -> PartitionOutcome:
-    """Parse one task's Kafka records (an Arrow table with :data:`KAFKA_COLUMNS`) and run the model's
-    ``local_step`` on its points against ``state`` (None: the model has no centres yet, so no record can
-    be a point). No database access."""
-    columns = {name: data.column(name).to_pylist() for name in KAFKA_COLUMNS}
+def split_points(columns: dict[str, list], dim: int | None, target_table: str,
+                 max_bytes: int) -> tuple[list[Point], list[tuple[int, int]], list[RowText]]:
+    """Kafka records (lists by :data:`KAFKA_COLUMNS`, in the same order) as points with their Kafka
+    positions, and dead-letter rows for the rest (``dim`` ``_NO_MODEL``: all of them, reason ``no_model``)."""
     points: list[Point] = []
     where: list[tuple[int, int]] = []
     dead: list[RowText] = []
     for index, value in enumerate(columns["value"]):
         position = (columns["partition"][index], columns["offset"][index])
         try:
-            if state is None:
+            if dim == _NO_MODEL:
                 raise PointParseError("no_model", "the model has no centres yet and this record set no dimension")
             points.append(parse_point(value, dim, max_bytes))
             where.append(position)
         except PointParseError as err:
             dead.append(dead_letter_row(target_table, columns["topic"][index], *position, columns["key"][index], value,
                                         err.reason, str(err)))
-    first = min(zip(columns["partition"], columns["offset"], strict=True), default=_NOWHERE)
-    if state is None or not points:
-        return PartitionOutcome(first, len(columns["value"]), [], dead, None)
-    labels, stats = model.local_step(state, np.array([p.x for p in points], dtype=np.float64))
-    rows = [(job, p.id, batch_id, int(label), p.ts, pg_float_array_literal(p.x), p.truth, partition, offset)
-            for p, label, (partition, offset) in zip(points, labels.tolist(), where, strict=True)]
-    candidates = [position for position, label in zip(where, labels.tolist(), strict=True) if label < 0]
-    return PartitionOutcome(first, len(columns["value"]), rows, dead, stats, candidates)
+    return points, where, dead
+
+
+def _plain_coordinates(x, dim: int | None) -> np.ndarray:
+    """The plain points' ``x`` (an Arrow list<double> column) as an ``(n, dim)`` array."""
+    if dim is None:  # a model that takes its dimension from the stream: points of two dimensions fail in it
+        return np.array(x.to_pylist(), dtype=np.float64)
+    import pyarrow.compute as pc
+
+    lists = x.combine_chunks() if hasattr(x, "combine_chunks") else x
+    if len(lists) and not pc.all(pc.equal(pc.list_value_length(lists), dim)).as_py():
+        raise ValueError(f"plain points of another dimension than {dim} reached the model (see worker_columns)")
+    return lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(len(lists), dim)
+
+
+def process_records(data, *, model: type, state: dict | None, dim: int | None, job: str, batch_id: int,
+                    target_table: str, max_bytes: int) -> PartitionOutcome:
+    """One task's share of a micro-batch: ``data`` is an Arrow table of :data:`WORKER_COLUMNS`. The plain
+    points come parsed by Spark SQL; the other records go through :func:`parse_point` (dead letters for
+    those that are not points). Every point, in Kafka order, goes through the model's ``local_step``
+    against ``state`` (the broadcast centres; None: the model has none yet, so no record can be a point),
+    which for k-means assigns it to its nearest centre and adds up per-cluster sums and counts. No
+    database access."""
+    n = data.num_rows
+    partitions = np.asarray(data.column("partition").to_numpy(), dtype=np.int64)
+    offsets = np.asarray(data.column("offset").to_numpy(), dtype=np.int64)
+    start = np.lexsort((offsets, partitions))[:1]
+    first = (int(partitions[start[0]]), int(offsets[start[0]])) if n else _NOWHERE
+    plain = np.asarray(data.column("plain").to_numpy(zero_copy_only=False), dtype=bool)
+    if state is None and plain.any():
+        raise ValueError("plain points reached a model without centres (see worker_columns)")
+    rest = np.flatnonzero(~plain)
+    others = {name: data.column(f"raw_{name}").take(rest).to_pylist() for name in ("key", "value", "topic")}
+    others["partition"], others["offset"] = partitions[rest].tolist(), offsets[rest].tolist()
+    points, where, dead = split_points(others, dim if state is not None else _NO_MODEL, target_table, max_bytes)
+    taken = np.flatnonzero(plain)
+    if state is None or not (len(taken) or points):
+        return PartitionOutcome(first, n, 0, b"", dead, None)
+    x_plain = _plain_coordinates(data.column("x").take(taken), dim)
+    x = np.concatenate([x_plain, np.array([p.x for p in points], dtype=np.float64).reshape(len(points), -1)]) \
+        if points else x_plain
+    at_partition = np.concatenate([partitions[taken], np.array([w[0] for w in where], dtype=np.int64)])
+    at_offset = np.concatenate([offsets[taken], np.array([w[1] for w in where], dtype=np.int64)])
+    order = np.lexsort((at_offset, at_partition))
+    in_order, stats = model.local_step(state, x[order])
+    labels = np.empty(len(order), dtype=np.int64)
+    labels[order] = in_order
+    prefix = f"{int(batch_id)},"
+    lines = "".join(f"{prefix}{label},{line}\n" for label, line in zip(
+        labels[:len(taken)].tolist(), data.column("line").take(taken).to_pylist(), strict=True)).encode()
+    parsed, _ = rows_to_csv((batch_id, label, job, p.id, p.ts, pg_float_array_literal(p.x), p.truth, partition, offset)
+                            for p, label, (partition, offset) in zip(points, labels[len(taken):].tolist(), where,
+                                                                     strict=True))
+    candidates = [(int(at_partition[i]), int(at_offset[i])) for i in order[in_order < 0]]
+    return PartitionOutcome(first, n, len(order), lines + parsed.getvalue(), dead, stats, candidates)
+
+
+# one psycopg2 connection per Python worker and database, kept across tasks and micro-batches (Spark
+# reuses its Python workers): connecting costs more than a task's COPY of a few thousand rows
+_WORKER_CONNECTIONS: dict[str, Any] = {}
+_WORKER_FROZEN = False
+
+
+def _keep_zip_directory() -> None:
+    """A zip importer's ``invalidate_caches`` in a Python worker: the archives on its path (Spark's
+    ``pyspark.zip`` and ``py4j`` zip) do not change while it lives, so there is nothing to re-read."""
+
+
+def prepare_python_worker() -> None:
+    """Spare a reused Spark Python worker two costs it pays for every task, whatever the task does, which
+    were most of a task of a few thousand points (measured: README, "Streaming k-means"):
+
+    * before each task Spark's worker calls ``importlib.invalidate_caches()``, and Python 3.11's zip
+      importer then re-reads its whole archive's directory (3.12 does it lazily): ``pyspark.zip`` once
+      per package imported from it, some 25,000 entries, about 0.1 s of CPU a task;
+    * after each task the worker runs ``gc.collect()``, which walks every object the imports made
+      (numpy, pyarrow, pandas, SQLAlchemy: some 100,000): frozen once (``gc.freeze``), they are skipped.
+
+    Called at the start of each task of the stream job: it patches the zip importers made since (a
+    no-op ``invalidate_caches``) and freezes the objects of the imports once per process.
+    """
+    import gc
+    import zipimport
+
+    global _WORKER_FROZEN
+    for finder in list(sys.path_importer_cache.values()):
+        if isinstance(finder, zipimport.zipimporter) and "invalidate_caches" not in vars(finder):
+            finder.invalidate_caches = _keep_zip_directory
+    if not _WORKER_FROZEN:
+        gc.freeze()
+        _WORKER_FROZEN = True
+
+
+def kept_connection_write(database_url: str, write: Callable[[Any], None],
+                          connections: dict[str, Any] | None = None) -> None:
+    """``write(conn)`` and commit, in one transaction on the connection to ``database_url`` kept in
+    ``connections`` (default: this Python worker's). When a kept connection fails with a connection error
+    (the server closed it meanwhile) before the commit, nothing was written: a new connection does the
+    write again. Any other failure, or a failure of the commit itself, drops the connection and raises."""
+    import psycopg2
+
+    connections = _WORKER_CONNECTIONS if connections is None else connections
+    while True:
+        conn = connections.get(database_url)
+        fresh = conn is None or conn.closed
+        if fresh:
+            conn = connections[database_url] = psycopg2.connect(database_url)
+        try:
+            write(conn)
+        except BaseException as err:
+            connections.pop(database_url, None)
+            conn.close()  # without a commit, PostgreSQL rolls the transaction back
+            if fresh or not isinstance(err, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+                raise
+            continue
+        try:
+            conn.commit()
+        except BaseException:
+            connections.pop(database_url, None)
+            conn.close()
+            raise
+        return
 
 
 def _partition_worker(database_url: str, tables: ClusterTables, job: str, batch_id: int, model: type,
                       state_broadcast, dim: int | None, max_bytes: int) -> Callable[[Iterator], Iterator]:
-    """The function each Spark task runs over its share of a micro-batch (``mapInArrow``)."""
+    """The function each Spark task runs over its share of a micro-batch (``mapInArrow``): it stages its
+    assignments, writes its dead letters and hands back one row of :data:`PARTIAL_SCHEMA`."""
 
     def work(batches):
-        import psycopg2
         import pyarrow as pa
 
+        prepare_python_worker()
         parts = list(batches)
-        data = pa.Table.from_batches(parts) if parts else pa.table({name: [] for name in KAFKA_COLUMNS})
+        data = pa.Table.from_batches(parts) if parts else None
+        if data is None:
+            yield PartitionOutcome(_NOWHERE, 0, 0, b"", [], None).arrow()
+            return
         outcome = process_records(data, model=model, state=state_broadcast.value, dim=dim, job=job,
                                   batch_id=batch_id, target_table=tables.assignments, max_bytes=max_bytes)
-        if outcome.stage_rows or outcome.dead_rows:
-            conn = psycopg2.connect(database_url)
-            try:
-                stage_assignments(conn, tables, outcome.stage_rows)
-                write_dead_letters(conn, tables.dead, outcome.dead_rows)
-                conn.commit()
-            finally:
-                conn.close()
+
+        def write(conn) -> None:
+            stage_assignment_csv(conn, tables, outcome.stage_csv, outcome.good, STAGE_COPY_COLUMNS)
+            write_dead_letters(conn, tables.dead, outcome.dead_rows)
+
+        if outcome.good or outcome.dead_rows:
+            kept_connection_write(database_url, write)
         yield outcome.arrow()
 
     return work
 
 
+FIRST_POINTS_SCHEMA = "partition int, offset long, x array<double>"
+
+
 def _first_points(max_bytes: int, limit: int) -> Callable[[Iterator], Iterator]:
-    """Each task's first ``limit`` valid points in Kafka order, for a model without centres yet: their
-    dimension sets the model's, and k-means++ draws its initial centres from them."""
+    """Each task's first ``limit`` valid points in Kafka order (of :data:`WORKER_COLUMNS`), for a model
+    without centres yet: their dimension sets the model's, and k-means++ draws its initial centres from them."""
 
     def probe(batches):
         import heapq
 
         import pyarrow as pa
 
+        prepare_python_worker()
         found: list[tuple[int, int, list[float]]] = []
         for batch in batches:
-            values, partitions = batch.column("value").to_pylist(), batch.column("partition").to_pylist()
-            offsets = batch.column("offset").to_pylist()
-            for value, partition, offset in zip(values, partitions, offsets, strict=True):
+            columns = {name: batch.column(name).to_pylist() for name in ("partition", "offset", "plain", "raw_value")}
+            plain = np.flatnonzero(np.asarray(columns["plain"], dtype=bool))
+            xs = batch.column("x").take(pa.array(plain)).to_pylist()
+            found += [(columns["partition"][i], columns["offset"][i], x) for i, x in zip(plain.tolist(), xs,
+                                                                                       strict=True)]
+            for partition, offset, is_plain, value in zip(*columns.values(), strict=True):
+                if is_plain:
+                    continue
                 try:
                     found.append((partition, offset, list(parse_point(value, None, max_bytes).x)))
                 except PointParseError:
                     continue
-        rows = heapq.nsmallest(limit, found, key=lambda row: row[:2])
+            found = heapq.nsmallest(limit, found, key=lambda row: row[:2])
         yield pa.RecordBatch.from_pydict({
-            "partition": pa.array([r[0] for r in rows], pa.int32()),
-            "offset": pa.array([r[1] for r in rows], pa.int64()),
-            "x": pa.array([r[2] for r in rows], pa.list_(pa.float64())),
+            "partition": pa.array([r[0] for r in found], pa.int32()),
+            "offset": pa.array([r[1] for r in found], pa.int64()),
+            "x": pa.array([r[2] for r in found], pa.list_(pa.float64())),
         })
 
     return probe
@@ -541,12 +773,13 @@ class ClusterJob:
         self.model, self.last_batch = model, last_batch
         self.progress = StreamProgress()
         self.on_progress = on_progress
+        self._connections: dict[str, Any] = {}  # the commit transactions' connection, kept across batches
 
-    def _model_with_centres(self, records):
-        """The model to update with this micro-batch: a copy of the current one, given its initial centres
-        (from the batch's first valid points, in Kafka order) if it has none yet."""
-        model = _copy(self.model)
-        if model.initialised:  # DP models are from the start: their first points open their clusters
+    def _model_with_centres(self, records, model):
+        """``model`` given its initial centres (from the batch's first valid points, in Kafka order) if it has
+        none yet: a bounded probe of ``records`` (:data:`WORKER_COLUMNS`), at most ``init_sample`` points
+        per task; as it is if it has centres (DP models are from the start: their points open clusters)."""
+        if model.initialised:
             return model
         limit = model.init_sample if model.init == "kmeans++" else 1
         found = sorted(((row["partition"], row["offset"], row["x"]) for row in records.mapInArrow(
@@ -569,17 +802,13 @@ class ClusterJob:
             log.info("job %s: micro-batch %d is already committed; skipped", self.settings.job, batch_id)
             self.progress.add(0, skipped=1)
             return
-        records = batch_df.select(*KAFKA_COLUMNS)
-        model = self._model_with_centres(records)
-        kind = type(model)
-        broadcast = batch_df.sparkSession.sparkContext.broadcast(model.local_state() if model.initialised else None)
-        try:
-            worker = _partition_worker(self.database_url, self.settings.tables, self.settings.job, batch_id, kind,
-                                       broadcast, model.dim, self.settings.max_record_bytes)
-            partials = records.mapInArrow(worker, PARTIAL_SCHEMA).collect()
-        finally:
-            broadcast.unpersist()
-        folded = fold_partials(partials, kind)
+        settings = self.settings
+        if "plain" not in batch_df.columns:  # a stream without plain_points on it
+            batch_df = plain_points(batch_df.select(*KAFKA_COLUMNS), job=settings.job,
+                                    max_bytes=settings.max_record_bytes)
+        model = self._model_with_centres(batch_df.select(*WORKER_COLUMNS), _copy(self.model))
+        folded = self._local_steps(batch_df.select(*worker_columns(model.dim if model.initialised else _NO_MODEL)),
+                                   batch_id, model)
         relabels: list[tuple[int, int, int]] = []
         counts: list[int] = []
         merges: dict[int, int] = {}
@@ -594,8 +823,8 @@ class ClusterJob:
             counts = batch_counts(before, taken, final, merges, model.cluster_ids.tolist())
         learned = folded.stats is not None
         committed = self._commit(BatchCommit(
-            job=self.settings.job, version=self.settings.tables.version, batch_id=batch_id,
-            algorithm=self.settings.algorithm, state=model.to_state(),
+            job=settings.job, version=settings.tables.version, batch_id=batch_id,
+            algorithm=settings.algorithm, state=model.to_state(),
             centres=model.centres.tolist() if learned else (), weights=model.weights.tolist() if learned else (),
             counts=counts, cluster_ids=model.cluster_ids.tolist() if learned else (), relabels=relabels, merges=merges,
             points=folded.good, dead=folded.dead, learned=learned,
@@ -604,21 +833,46 @@ class ClusterJob:
             self.model, self.last_batch = model, batch_id
         self.progress.add(folded.seen, points=folded.good if committed else 0, dead=folded.dead,
                           committed=int(committed), skipped=int(not committed))
-        log.info("job %s batch %d: %d records, %d points, %d dead letters%s", self.settings.job, batch_id, folded.seen,
+        log.info("job %s batch %d: %d records, %d points, %d dead letters%s", settings.job, batch_id, folded.seen,
                  folded.good, folded.dead, "" if committed else " (already committed: skipped)")
         if self.on_progress is not None:
             self.on_progress(folded.seen)
 
-    def _commit(self, commit: BatchCommit) -> bool:
-        import psycopg2
-
-        conn = psycopg2.connect(self.database_url)
+    def _local_steps(self, records, batch_id: int, model) -> BatchSums:
+        """The executors' half (``mapInArrow``): each task runs :func:`process_records` on its records against
+        the broadcast model state, stages its assignments, writes its dead letters and hands back its
+        statistics only; they are folded here in Kafka order (:func:`fold_partials`)."""
+        kind = type(model)
+        context = records.sparkSession.sparkContext
+        if kind is StreamingKMeans:
+            # one task per core, not one per Kafka partition: each task costs a Python worker hand-off. (A DP
+            # model's births need every task's points in one run of Kafka order: one Kafka partition a task.)
+            records = records.coalesce(context.defaultParallelism)
+        broadcast = context.broadcast(model.local_state() if model.initialised else None)
         try:
-            done = commit_batch(conn, self.settings.tables, commit)
-            conn.commit()
-            return done
+            worker = _partition_worker(self.database_url, self.settings.tables, self.settings.job, batch_id, kind,
+                                       broadcast, model.dim, self.settings.max_record_bytes)
+            partials = records.mapInArrow(worker, PARTIAL_SCHEMA).collect()
         finally:
-            conn.close()  # without a commit, PostgreSQL rolls the transaction back
+            broadcast.unpersist()
+        return fold_partials(partials, kind)
+
+    def _commit(self, commit: BatchCommit) -> bool:
+        """One transaction: :func:`~ssp.storage.clusters.commit_batch` (on the connection the job keeps)."""
+        done = False
+
+        def write(conn) -> None:
+            nonlocal done
+            done = commit_batch(conn, self.settings.tables, commit)
+
+        kept_connection_write(self.database_url, write, self._connections)
+        return done
+
+    def close(self) -> None:
+        """Close the job's database connection (the workers' close with their processes)."""
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
 
 
 @dataclass
@@ -705,11 +959,16 @@ def run_cluster_stream(
         log.info("job %s: resuming from the model of micro-batch %d", settings.job, stored.batch_id)
     driver = ClusterJob(settings, infra.database_url, model, stored.batch_id if stored else None, on_progress)
     stream = kafka_stream(spark, infra, settings.topic, settings.starting_offsets, settings.max_offsets_per_trigger)
-    seconds = run_until_done(
-        stream, driver.write_batch, driver.progress, name=f"cluster_{settings.tables.assignments}_{checkpoint.name}",
-        checkpoint=checkpoint, trigger_seconds=settings.trigger_seconds, max_records=max_records,
-        until_idle=until_idle,
-    )
+    # parsed in Spark SQL on the executors, analysed once for the whole stream
+    stream = plain_points(stream.select(*KAFKA_COLUMNS), job=settings.job, max_bytes=settings.max_record_bytes)
+    try:
+        seconds = run_until_done(
+            stream, driver.write_batch, driver.progress,
+            name=f"cluster_{settings.tables.assignments}_{checkpoint.name}", checkpoint=checkpoint,
+            trigger_seconds=settings.trigger_seconds, max_records=max_records, until_idle=until_idle,
+        )
+    finally:
+        driver.close()
     counts = driver.progress.counts
     final = driver.model
     return ClusterStreamResult(
