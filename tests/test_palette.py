@@ -87,6 +87,31 @@ def test_replayed_frames_get_the_same_palette_and_the_state_round_trips():
     assert resumed.frames == 4 and resumed.last_index == 3
 
 
+def test_the_repaint_is_the_exact_nearest_colour_even_for_near_ties():
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(0, 256, (20_000, 3)).astype(np.uint8)
+    for spread in (1e-2, 1e-3, 1e-4):
+        colours = rng.uniform(0, 255, (7, 3))
+        colours[3] = colours[1] + rng.normal(0, spread, 3)  # two colours all but equal: ties to break right
+        colours[5] = colours[1] + rng.normal(0, spread, 3)
+        differences = pixels[:, None, :].astype(np.float64) - colours[None]
+        truth = np.einsum("nkd,nkd->nk", differences, differences).argmin(axis=1)
+        np.testing.assert_array_equal(nearest_colours(pixels, colours), truth)
+
+
+def test_the_pipelined_frames_are_the_frames_one_after_another():
+    frames = list(generated_frames(12, scene="landscape", seed=6, width=WIDTH, height=HEIGHT))
+    one, piped = FrameQuantiser(lambda_=LAMBDA, seed=6), FrameQuantiser(lambda_=LAMBDA, seed=6)
+    expected = [one.quantise(frame, index) for index, frame in frames]
+    got = list(piped.quantise_frames(frames, threads=2, then=lambda result: (result.index, result)))
+    assert [index for index, _ in got] == [index for index, _ in frames]
+    for want, (_, result) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(result.palette.colours, want.palette.colours)
+        np.testing.assert_array_equal(result.labels, want.labels)
+        assert result.seconds > 0
+    assert piped.to_state() == one.to_state()
+
+
 def test_bad_input_is_named():
     quantiser = FrameQuantiser(lambda_=LAMBDA)
     with pytest.raises(ValueError, match=r"\(height, width, 3\) RGB array, got shape \(4, 4\)"):

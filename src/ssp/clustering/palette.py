@@ -12,9 +12,13 @@ One frame (``(h, w, 3)`` uint8 RGB) goes through three steps, all vectorised num
    open the extreme colours first): ``lambda`` is a squared RGB distance (a pixel farther than
    ``sqrt(lambda)`` from every colour opens a new one; several per pass), and the first pass starts from the previous frame's colours, so a static scene keeps its
    palette instead of flickering (the first frame starts from the coreset's mean);
-3. the repaint: each pixel's nearest colour by squared distance, ``argmin(|c|^2 - 2 x.c)`` as one
-   matrix product; a colour no pixel is nearest to is dropped, and each colour's share is its
-   fraction of the frame's pixels.
+3. the repaint (:func:`repaint`): each pixel's nearest colour by squared distance, exact
+   (:func:`nearest_colours`); a colour no pixel is nearest to is dropped, and each colour's share is its
+   fraction of the frame's pixels. The next frame starts from the fit's colours.
+
+Only the fit needs the frame before it: :meth:`FrameQuantiser.quantise_frames` draws the coresets of the
+frames to come and repaints those fitted on other threads meanwhile (numpy lets go of the GIL), with
+the same results as :meth:`FrameQuantiser.quantise` one frame after another.
 
 ``lambda`` can be given as a number of colours instead (``colours=K``): it is derived once, from the
 first frame's coreset, by the farthest-first heuristic (:func:`~ssp.clustering.dpmeans.lambda_from_k`),
@@ -43,16 +47,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from ssp.clustering.coreset import lightweight_coreset
+from ssp.clustering.coreset import Coreset, lightweight_coreset
 from ssp.clustering.dpmeans import DPMeans, lambda_from_k
 
-__all__ = ["FrameQuantiser", "Palette", "QuantisedFrame", "frame_pixels", "nearest_colours"]
+__all__ = ["FrameQuantiser", "Palette", "QuantisedFrame", "frame_pixels", "nearest_colours", "repaint"]
 
 STATE_MODEL = "palette"
 STATE_VERSION = 1
@@ -71,32 +76,53 @@ def frame_pixels(frame: Any) -> np.ndarray:
 def nearest_colours(pixels: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """Each pixel's (``(n, 3)``, any numeric type) nearest colour among ``colours`` ``(K, 3)``, by squared
     Euclidean distance, lowest index on a tie: ``argmin_k |c_k|^2 - 2 x.c_k`` (``|x|^2`` is the same for
-    every k), in float32 (RGB squared distances are at most 195,075, so two colours whose distances differ
-    by less than about 0.05 may swap). One pass per colour over the pixels' three channels with a running
-    minimum: no ``(n, K)`` matrix, and no BLAS call, whose threads lose 5x on a busy machine for an inner
-    dimension of 3.
+    every k), in float64, so exact to rounding (about 1e-10 of an RGB squared distance, which is at most
+    195,075): the same colour as the differences ``|x - c_k|^2`` give, even for two colours a thousandth
+    apart (float32 would swap such near ties). One pass per colour over the pixels' three channels with a
+    running minimum: no ``(n, K)`` matrix, and no BLAS call, whose threads lose 5x on a busy machine for an
+    inner dimension of 3.
 
     >>> nearest_colours(np.array([[0, 0, 0], [250, 10, 10], [120, 120, 120]]),
     ...                 np.array([[255.0, 0, 0], [0, 0, 0]])).tolist()
     [1, 0, 1]
     """
-    centres = np.asarray(colours, dtype=np.float32)
+    centres = np.asarray(colours, dtype=np.float64)
     if centres.ndim != 2 or centres.shape[1] != 3 or not len(centres):
         raise ValueError(f"colours must be a non-empty (K, 3) array, got shape {centres.shape}")
     norms = np.einsum("kd,kd->k", centres, centres)
-    channels = [np.ascontiguousarray(pixels[:, axis], dtype=np.float32) for axis in range(3)]
-    best = np.full(len(pixels), np.inf, dtype=np.float32)
+    channels = [np.asarray(pixels[:, axis], dtype=np.float64) for axis in range(3)]
+    best = np.full(len(pixels), np.inf)
     out = np.zeros(len(pixels), dtype=np.int64)
     distance, term = np.empty_like(best), np.empty_like(best)
+    closer = np.empty(len(pixels), dtype=bool)
     for k, (red, green, blue) in enumerate(-2.0 * centres):
         np.multiply(channels[0], red, out=distance)
         distance += np.multiply(channels[1], green, out=term)
         distance += np.multiply(channels[2], blue, out=term)
         distance += norms[k]
-        closer = distance < best  # strictly: on a tie the lower index stays
-        best[closer] = distance[closer]
-        out[closer] = k
+        np.less(distance, best, out=closer)  # strictly: on a tie the lower index stays
+        np.minimum(distance, best, out=best)
+        np.putmask(out, closer, k)
     return out
+
+
+def repaint(pixels: np.ndarray, colours: np.ndarray) -> tuple[Palette, np.ndarray]:
+    """Step 3: each pixel of the frame ``pixels`` ``(h, w, 3)`` its nearest of ``colours`` (:func:`nearest_colours`):
+    the frame's :class:`Palette` (a colour no pixel is nearest to dropped, each colour's share of the pixels)
+    and each pixel's colour index ``(h, w)`` in it.
+
+    >>> palette, labels = repaint(np.array([[[0, 0, 0], [250, 0, 0]]], dtype=np.uint8),
+    ...                           np.array([[255.0, 0, 0], [128.0, 128, 128], [0, 0, 0]]))
+    >>> palette.colours.tolist(), palette.shares.tolist(), labels.tolist()
+    ([[255.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [0.5, 0.5], [[1, 0]])
+    """
+    labels = nearest_colours(pixels.reshape(-1, 3), colours)
+    counts = np.bincount(labels, minlength=len(colours))
+    if (counts == 0).any():  # a colour no pixel is nearest to: gone, and the labels renumbered
+        kept = counts > 0
+        colours, counts = colours[kept], counts[kept]
+        labels = (np.cumsum(kept) - 1)[labels]
+    return Palette(colours, counts / counts.sum()), labels.reshape(pixels.shape[:2])
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,13 +142,12 @@ class Palette:
 
 @dataclass(frozen=True, eq=False)
 class QuantisedFrame:
-    """One frame's palette, each pixel's colour index ``(h, w)``, the repainted frame ``(h, w, 3)`` uint8,
-    the lambda it was fitted with, the coreset size and the seconds coreset + fit + repaint took."""
+    """One frame's palette, each pixel's colour index ``(h, w)``, the lambda it was fitted with, the coreset
+    size and the seconds coreset + fit + repaint took; :attr:`image` is the repainted frame."""
 
     index: int
     palette: Palette
     labels: np.ndarray
-    image: np.ndarray
     lambda_: float
     coreset_size: int
     seconds: float
@@ -130,6 +155,12 @@ class QuantisedFrame:
     @property
     def n_colours(self) -> int:
         return len(self.palette)
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The repainted frame ``(h, w, 3)`` uint8: each pixel its colour's RGB (made when first asked for:
+        the stream job stores the labels and the palette as a palette PNG and never needs it)."""
+        return self.palette.rgb()[self.labels]
 
     def line(self) -> str:
         """The original project's log line, with the time it took."""
@@ -183,28 +214,71 @@ class FrameQuantiser:
         pixels = frame_pixels(frame)
         index = self.frames if index is None else _count("index", index, 0)
         start = time.perf_counter()
-        flat = pixels.reshape(-1, 3)
-        core = lightweight_coreset(flat, self.coreset_size, seed=np.random.default_rng([self.seed, index]))
-        core = core.farthest_first()
+        colours = self.fit(self.coreset(pixels, index), index)
+        palette, labels = repaint(pixels, colours)
+        return QuantisedFrame(index, palette, labels, float(self.lambda_), self.coreset_size,
+                              time.perf_counter() - start)
+
+    def quantise_frames(self, frames: Iterable[tuple[int, Any]], *, threads: int = 2,
+                        then: Callable[[QuantisedFrame], Any] | None = None) -> Iterator[Any]:
+        """:meth:`quantise` of each ``(index, frame)`` in turn, the same results, with the steps that need no
+        state run ahead and behind on ``threads`` threads: the coresets of the frames to come and the
+        repaints of those fitted, while this thread fits one frame after another (the fit is the only step
+        that needs the frame before). A frame's ``seconds`` are its three steps' times added up. ``then``:
+        run on each result in the repaint's thread (e.g. encode it), and what it returns is yielded instead.
+
+        >>> frames = [(i, np.full((2, 3, 3), 40 * i, dtype=np.uint8)) for i in range(4)]
+        >>> one, two = FrameQuantiser(lambda_=10.0), FrameQuantiser(lambda_=10.0)
+        >>> piped = [r.palette.rgb().tolist() for r in one.quantise_frames(frames)]
+        >>> piped == [two.quantise(frame, i).palette.rgb().tolist() for i, frame in frames], piped[3]
+        (True, [[120, 120, 120]])
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def core(index: int, pixels: np.ndarray) -> tuple[Coreset, float]:
+            start = time.perf_counter()
+            return self.coreset(pixels, index), time.perf_counter() - start
+
+        def paint(index: int, pixels: np.ndarray, colours: np.ndarray, lambda_: float, seconds: float) -> Any:
+            start = time.perf_counter()
+            palette, labels = repaint(pixels, colours)
+            result = QuantisedFrame(index, palette, labels, lambda_, self.coreset_size,
+                                    seconds + time.perf_counter() - start)
+            return result if then is None else then(result)
+
+        checked = [(_count("index", index, 0), frame_pixels(frame)) for index, frame in frames]
+        with ThreadPoolExecutor(max_workers=_count("threads", threads, 1)) as pool:
+            cores = [pool.submit(core, index, pixels) for index, pixels in checked]  # all ahead: they are small
+            painted = []
+            for (index, pixels), future in zip(checked, cores, strict=True):
+                coreset, core_seconds = future.result()
+                start = time.perf_counter()
+                colours = self.fit(coreset, index)
+                painted.append(pool.submit(paint, index, pixels, colours, float(self.lambda_),
+                                           core_seconds + time.perf_counter() - start))
+            for future in painted:
+                yield future.result()
+
+    # ------------------------------------------------------------------ the three steps
+    def coreset(self, pixels: np.ndarray, index: int) -> Coreset:
+        """Step 1: the frame's coreset, seeded by ``(seed, index)``, farthest from the mean colour first. No
+        state: any frame's can be drawn at any time, in any thread."""
+        core = lightweight_coreset(pixels.reshape(-1, 3), self.coreset_size,
+                                   seed=np.random.default_rng([self.seed, index]))
+        return core.farthest_first()
+
+    def fit(self, core: Coreset, index: int) -> np.ndarray:
+        """Step 2, the one with state: weighted DP-means on ``core``, its first pass from the previous frame's
+        colours (lambda derived from this coreset first, with ``colours=K``); its colours ``(K, 3)`` are
+        returned and become the next frame's start."""
         if self.lambda_ is None:
             distinct = len(np.unique(core.points, axis=0))
             self.lambda_ = lambda_from_k(core.points, min(self.colours, max(distinct - 1, 1)), seed=self.seed) \
                 if distinct > 1 else 1.0
         model = DPMeans(lambda_=self.lambda_, max_iter=self.max_iter, seed=self.seed)
         model.fit(core.points, core.weights, init=self.palette)
-        colours = model.centres
-        labels = nearest_colours(flat, colours)
-        counts = np.bincount(labels, minlength=len(colours))
-        if (counts == 0).any():  # a colour no pixel is nearest to: gone, and the labels renumbered
-            kept = counts > 0
-            colours, counts = colours[kept], counts[kept]
-            labels = (np.cumsum(kept) - 1)[labels]
-        palette = Palette(colours, counts / counts.sum())
-        image = palette.rgb()[labels].reshape(pixels.shape)
-        seconds = time.perf_counter() - start
-        self.palette, self.frames, self.last_index = colours, self.frames + 1, index
-        return QuantisedFrame(index, palette, labels.reshape(pixels.shape[:2]), image, float(self.lambda_),
-                              self.coreset_size, seconds)
+        self.palette, self.frames, self.last_index = model.centres, self.frames + 1, index
+        return model.centres
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:

@@ -9,7 +9,9 @@ micro-batch:
    video's frames one after another, in Kafka order, each warm-started from the one before;
 2. per frame (:func:`quantise_records`, no Spark or database in it): decode, coreset, weighted DP-means,
    repaint, the repainted frame as a palette PNG; a record that is not a frame, or a frame index not
-   after the video's last one (a video sent again), becomes a dead letter with the reason;
+   after the video's last one (a video sent again), becomes a dead letter with the reason. Only the fit
+   needs the frame before it, so the coresets of the frames to come and the repaints and PNGs of those
+   fitted run on other threads meanwhile (:meth:`~ssp.clustering.palette.FrameQuantiser.quantise_frames`);
 3. on the driver, in one PostgreSQL transaction keyed by the micro-batch id
    (:func:`ssp.storage.video.commit_frames`): the frames, their palettes, the dead letters and the batch
    row. A micro-batch already committed (Spark replays the last one after a crash) writes nothing.
@@ -27,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +51,7 @@ from ssp.storage.video import (
     frame_pngs,
     last_frame_batch,
 )
-from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
+from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, run_until_done
 from ssp.video.output import encode_png, safe_name, write_png, write_video
 from ssp.video.record import FrameParseError, decode_frame
 
@@ -64,6 +67,22 @@ OUTPUT_SCHEMA = ("video string, frame_index long, ts_ms long, width int, height 
                  "dead_key binary, dead_value binary")
 STATE_SCHEMA = "quantiser string"
 _OUTPUT_NAMES = tuple(part.strip().split(" ")[0] for part in OUTPUT_SCHEMA.split(","))
+# The frames topic's Kafka consumer, for this job only: a frame is about 289 kB, so the default 1 MB a
+# partition a fetch and 64 kB socket buffer take a round trip every 3 frames; a fetch waits at most 20 ms
+# at the topic's head instead of 500; and a partition's offsets of a micro-batch are read by 2 tasks at
+# once (one video's frames all sit in one partition; the stateful operator puts them back in order)
+# The checkpoint (offsets, commits, the state store's files) written through Hadoop's FileSystem API, not its
+# FileContext API: on the local file system the latter forks a `chmod` when it creates a file and a
+# `readlink` when it renames one, from the large driver JVM, for each of a micro-batch's 5 or more files
+# (on a busy machine that was 0.1 to 0.3 s of every micro-batch). Both write a temporary file and rename it.
+CHECKPOINT_CONF = {"spark.sql.streaming.checkpointFileManagerClass":
+                   "org.apache.spark.sql.execution.streaming.FileSystemBasedCheckpointFileManager"}
+PIPELINE_THREADS = 2  # a task's threads for the coresets ahead and the repaints behind the fits (FrameQuantiser)
+KAFKA_SOURCE_OPTIONS = {"kafka.max.partition.fetch.bytes": str(32 * 1024 * 1024),
+                        "kafka.fetch.max.bytes": str(64 * 1024 * 1024),
+                        "kafka.receive.buffer.bytes": str(4 * 1024 * 1024),
+                        "kafka.fetch.max.wait.ms": "20",
+                        "minPartitions": "2"}
 
 
 class FrameStreamError(SspError, ValueError):
@@ -162,23 +181,30 @@ def quantise_records(records: list[dict], state: dict | None, model_args: dict[s
         **({"colours": model_args["colours"]} if model_args["colours"] is not None
            else {"lambda_": model_args["lambda"]}),
         coreset_size=model_args["coreset_size"], max_iter=model_args["max_iter"], seed=model_args["seed"])
-    out: list[dict] = []
+    out: list[dict | None] = []
+    frames: list[tuple[int, Any, dict]] = []  # (its place in out, the frame, its record), in Kafka order
+    last = quantiser.last_index
     for row in sorted(records, key=lambda r: (r["partition"], r["offset"])):
         try:
             frame = decode_frame(row["value"], row["key"])
-            if quantiser.last_index is not None and frame.index <= quantiser.last_index:
+            if last is not None and frame.index <= last:
                 raise FrameParseError("replayed_frame", f"frame {frame.index} of video {frame.video} comes after "
-                                                        f"frame {quantiser.last_index}: the video was sent again")
+                                                        f"frame {last}: the video was sent again")
         except FrameParseError as err:
             out.append(_dead(row, err.reason, str(err)))
             continue
-        result = quantiser.quantise(frame.pixels, frame.index)
-        rgb = result.palette.rgb()
-        out.append({"video": frame.video, "frame_index": frame.index, "ts_ms": frame.ts_ms, "width": frame.width,
-                    "height": frame.height, "lambda": result.lambda_, "coreset_size": result.coreset_size,
-                    "seconds": result.seconds, "png": encode_png(result.labels, rgb),
-                    "colours": result.palette.colours.ravel().tolist(), "shares": result.palette.shares.tolist(),
-                    "kafka_partition": row["partition"], "kafka_offset": row["offset"], "topic": row["topic"]})
+        last = frame.index
+        frames.append((len(out), frame, row))
+        out.append(None)
+    results = quantiser.quantise_frames(((frame.index, frame.pixels) for _, frame, _ in frames),
+                                        threads=PIPELINE_THREADS,
+                                        then=lambda result: (result, encode_png(result.labels, result.palette.rgb())))
+    for (place, frame, row), (result, png) in zip(frames, results, strict=True):
+        out[place] = {"video": frame.video, "frame_index": frame.index, "ts_ms": frame.ts_ms, "width": frame.width,
+                      "height": frame.height, "lambda": result.lambda_, "coreset_size": result.coreset_size,
+                      "seconds": result.seconds, "png": png,
+                      "colours": result.palette.colours.ravel().tolist(), "shares": result.palette.shares.tolist(),
+                      "kafka_partition": row["partition"], "kafka_offset": row["offset"], "topic": row["topic"]}
     touched = quantiser.frames > (0 if state is None else state["frames"])
     return out, (quantiser.to_state() if touched else state)
 
@@ -343,6 +369,35 @@ def video_output_path(settings: FrameSettings, video: str) -> Path:
     return settings.output_dir / safe_name(settings.job) / f"{safe_name(video)}.mp4"
 
 
+@contextmanager
+def _session_conf(spark, conf: dict[str, str]) -> Iterator[None]:
+    """``conf`` set on the session for the block, and put back as it was after it."""
+    before = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def frame_source(spark, infra: InfraConfig, settings: FrameSettings):
+    """The frames topic as a streaming DataFrame, with :data:`KAFKA_SOURCE_OPTIONS`."""
+    reader = (spark.readStream.format("kafka")
+              .option("kafka.bootstrap.servers", infra.kafka_bootstrap)
+              .option("subscribe", settings.topic)
+              .option("startingOffsets", settings.starting_offsets)
+              .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
+              .option("failOnDataLoss", "false"))
+    for key, value in KAFKA_SOURCE_OPTIONS.items():
+        reader = reader.option(key, value)
+    return reader.load()
+
+
 def run_frame_stream(spark, *, infra: InfraConfig | None = None, settings: FrameSettings,
                      max_frames: int | None = None, until_idle: float | None = None,
                      checkpoint_dir: Path | None = None, on_frame: Callable[[FrameLine], None] | None = None,
@@ -371,14 +426,16 @@ def run_frame_stream(spark, *, infra: InfraConfig | None = None, settings: Frame
     driver = FrameJob(settings, infra.database_url, last, on_frame)
     from pyspark.sql import functions as F
 
-    records = kafka_stream(spark, infra, settings.topic, settings.starting_offsets, settings.max_offsets_per_trigger)
+    records = frame_source(spark, infra, settings)
     quantised = (records.select(*KAFKA_COLUMNS).groupBy(F.col("key"))
                  .applyInPandasWithState(_group_worker(settings.model_args()), OUTPUT_SCHEMA, STATE_SCHEMA, "append",
                                          "NoTimeout"))
     start = time.monotonic()
-    seconds = run_until_done(quantised, driver.write_batch, driver.progress,
-                             name=f"video_{settings.tables.frames}_{checkpoint.name}", checkpoint=checkpoint,
-                             trigger_seconds=settings.trigger_seconds, max_records=max_frames, until_idle=until_idle)
+    with _session_conf(spark, CHECKPOINT_CONF):  # the query takes the session's conf when it starts
+        seconds = run_until_done(quantised, driver.write_batch, driver.progress,
+                                 name=f"video_{settings.tables.frames}_{checkpoint.name}", checkpoint=checkpoint,
+                                 trigger_seconds=settings.trigger_seconds, max_records=max_frames,
+                                 until_idle=until_idle)
     outputs: dict[str, Path] = {}
     if write_videos:
         for video in sorted(driver.videos):
