@@ -14,13 +14,17 @@ In one run, on the local stack (Kafka, PostgreSQL; ``LocalStack.up()``) and one 
 4. ssp's job (``run_classify``) on all ``--n`` tweets: Kafka -> parse -> batched predictions over pooled
    connections -> three PostgreSQL tables; timed by its micro-batches' durations (Spark's progress
    events: the processing, without the query's start-up), and also from the first to the last row
-   written (each row's ``classified_at`` is its insert-time clock) and with start-up;
+   written (each row's ``classified_at`` is its insert-time clock) and with start-up; before it, the
+   same job with Spark SQL reading the tweets (``sql_parse=True``: ``ssp.streaming.tweet_sql``), into
+   tables of its own; and a plain Spark batch read of the topic, before and after, as the ceiling;
 5. the end-to-end latency at ``--rate`` tweets/s: a fresh topic is fed at that rate for
    ``--latency-seconds`` while the job runs with the configured trigger; latency is each AI tweet's
    ``classified_at`` in ``ai_tweets_<v>`` minus its Kafka timestamp (when the producer sent it).
 
 The last line printed is one JSON object with the figures, including ``batched_over_row_udf``
-(ssp's tweets/s over the row UDF's; the goal is at least 100).
+(ssp's tweets/s over the row UDF's; the goal is at least 100) and ``classify_over_kafka_read`` (ssp's
+tweets/s over a plain Spark batch read of the same topic, the most any job over it can do here; the
+goal is at least 0.5).
 
     .venv/bin/python bench/classify.py --n 100000
 """
@@ -100,6 +104,22 @@ def time_row_udf(spark, infra, topic: str, model_url: str, expected: int) -> flo
     return seconds
 
 
+def time_kafka_read(spark, infra, topic: str, expected: int) -> float:
+    """Seconds for a plain Spark batch job to read every record of ``topic`` and touch each value: the
+    ceiling a job over the topic can reach on this machine (no parsing, no Python, no writes)."""
+    from pyspark.sql import functions as F
+
+    records = (spark.read.format("kafka").option("kafka.bootstrap.servers", infra.kafka_bootstrap)
+               .option("subscribe", topic).option("startingOffsets", "earliest").option("endingOffsets", "latest")
+               .load())
+    start = time.perf_counter()
+    count, size = records.agg(F.count("*"), F.sum(F.length("value"))).first()
+    seconds = time.perf_counter() - start
+    if count != expected or not size:
+        raise SystemExit(f"the plain Kafka read saw {count} of {expected} records; the benchmark is void")
+    return seconds
+
+
 def batch_durations(spark):
     """A listener recording (query name, input rows, seconds) of every micro-batch: what the job spent
     processing, without the query's start-up and without the wait between triggers."""
@@ -170,7 +190,7 @@ def main() -> None:
     topic, sample_topic, latency_topic = (f"bench_classify_{run}", f"bench_classify_sample_{run}",
                                           f"bench_classify_latency_{run}")
     version = 10**6 + int(run, 16) % 10**9  # table versions of this run only
-    latency_version = version + 1
+    latency_version, sql_version = version + 1, version + 2
     producer = make_producer(infra.kafka_bootstrap, linger_ms=50, batch_size=1024 * 1024)
     for name in (topic, sample_topic, latency_topic):
         ensure_topic(infra.kafka_bootstrap, name, args.partitions)
@@ -195,10 +215,19 @@ def main() -> None:
             # of the two counts, so a busier machine during one of them cannot inflate the ratio
             time_row_udf(spark, infra, sample_topic, server.url, args.row_sample)  # warm-up: workers, connections
             row_seconds = [time_row_udf(spark, infra, sample_topic, server.url, args.row_sample)]
+            # the ceiling: reading the same topic alone, timed before and after ssp's job, the faster counts
+            read_seconds = [time_kafka_read(spark, infra, topic, args.n)]
 
             # 2. ssp's batched job, on all of them
             tables = ClassifyTables.for_version(version, "dead_letter_tweets")
             listener = batch_durations(spark)
+            # first with Spark SQL reading the tweets (sql_parse=True), into tables of their own, for the
+            # comparison in the same run
+            sql_tables = ClassifyTables.for_version(sql_version, "dead_letter_tweets")
+            run_classify(spark, infra=infra, config=config, serve=serve, topic=topic, version=sql_version,
+                         model_url=server.url, model_name=MODEL_NAME, max_records=args.n,
+                         checkpoint_dir=work / "sql-checkpoint", sql_parse=True)
+            sql_rate = args.n / listener.processing(f"classify_{sql_tables.classified}", args.n)
             start = time.perf_counter()
             result = run_classify(spark, infra=infra, config=config, serve=serve, topic=topic, version=version,
                                   model_url=server.url, model_name=MODEL_NAME, max_records=args.n,
@@ -215,6 +244,8 @@ def main() -> None:
             batched_rate = args.n / processing
             row_seconds.append(time_row_udf(spark, infra, sample_topic, server.url, args.row_sample))
             row_rate = args.row_sample / min(row_seconds)
+            read_seconds.append(time_kafka_read(spark, infra, topic, args.n))
+            read_rate = args.n / min(read_seconds)
             print(f"row-at-a-time UDF, one REST call per tweet: {args.row_sample} tweets (a sample of the {args.n}: "
                   f"the whole set would take {args.n / row_rate / 60:.0f} min) in "
                   f"{' and '.join(f'{s:.1f} s' for s in row_seconds)} (before and after ssp's job) = "
@@ -223,6 +254,11 @@ def main() -> None:
                   f"{batched_rate:,.0f} tweets/s, {batched_rate / row_rate:,.0f}x the row UDF "
                   f"({args.n / float(first_to_last):,.0f} tweets/s first to last row written; "
                   f"{args.n / wall:,.0f} tweets/s over {wall:.1f} s with the query's start-up)")
+            print(f"reading the topic alone (a Spark batch job touching every value): {args.n} records in "
+                  f"{' and '.join(f'{s:.1f} s' for s in read_seconds)} (before and after ssp's job) = "
+                  f"{read_rate:,.0f} records/s at best; ssp's job runs at {batched_rate / read_rate:.2f}x that, "
+                  f"{sql_rate:,.0f} tweets/s ({sql_rate / read_rate:.2f}x, {sql_rate / batched_rate:.2f}x the Python "
+                  f"parser's) with Spark SQL reading the tweets")
 
             # 3. end-to-end latency at a steady rate
             latency_tables = ClassifyTables.for_version(latency_version, "dead_letter_tweets")
@@ -265,7 +301,8 @@ def main() -> None:
                   f"p50 {p50 * 1000:,.0f} ms, p95 {p95 * 1000:,.0f} ms")
             with conn.cursor() as cur:
                 for name in (tables.classified, tables.ai, tables.urls, latency_tables.classified,
-                             latency_tables.ai, latency_tables.urls):
+                             latency_tables.ai, latency_tables.urls, sql_tables.classified, sql_tables.ai,
+                             sql_tables.urls):
                     cur.execute(f"DROP TABLE {name}")
         finally:
             producer.close()
@@ -283,6 +320,12 @@ def main() -> None:
         "batched_tweets_per_s_first_to_last_row": round(args.n / float(first_to_last)),
         "batched_tweets_per_s_with_startup": round(args.n / wall),
         "batched_over_row_udf": round(batched_rate / row_rate, 1),
+        "kafka_read_tweets_per_s": round(read_rate),
+        "classify_over_kafka_read": round(batched_rate / read_rate, 2),
+        "sql_parse_tweets_per_s": round(sql_rate),
+        "sql_parse_over_kafka_read": round(sql_rate / read_rate, 2),
+        "sql_over_python_parse": round(sql_rate / batched_rate, 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "micro_batches": result.batches,
         "client_batch_size": serve.client_batch_size,
         "latency_rate_tweets_per_s": round(paced.rate),

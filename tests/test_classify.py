@@ -8,6 +8,7 @@ versions are published the way the exporter does it: a hidden folder renamed to 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -553,6 +554,8 @@ def test_each_version_is_applied_with_its_cards_threshold_unless_one_is_given(tm
 @pytest.mark.integration
 def test_without_a_threshold_the_stream_uses_the_model_cards(spark, stack, db, exported_model, model_dir,
                                                             unique_name, tmp_path):
+    """Also the stream with Spark SQL reading the tweets (ClassifyConfig.parser "sql"): check_tables holds its
+    three tables to what parse_tweet reads from the same payloads."""
     staged = model_dir / f".tmp-{uuid.uuid4().hex}"
     shutil.copytree(exported_model, staged)
     card = json.loads((staged / "model_card.json").read_text())
@@ -565,9 +568,9 @@ def test_without_a_threshold_the_stream_uses_the_model_cards(spark, stack, db, e
     try:
         send(topic, tweets)
         server.wait_ready()
-        result = run_classify(spark, infra=stack, config=FAST, serve=SERVE, topic=topic, version=version,
-                              model_url=server.url, model_name=MODEL_NAME, model_base_path=model_dir,
-                              max_records=len(tweets), checkpoint_dir=tmp_path / "checkpoint")
+        result = run_classify(spark, infra=stack, config=dataclasses.replace(FAST, parser="sql"), serve=SERVE,
+                              topic=topic, version=version, model_url=server.url, model_name=MODEL_NAME,
+                              model_base_path=model_dir, max_records=len(tweets), checkpoint_dir=tmp_path / "checkpoint")
         assert result.versions == [1] and result.thresholds == {1: 0.9}
         assert "threshold 0.900" in result.line()
         rows = check_tables(db, tables, tweets, server.url, threshold=0.9)

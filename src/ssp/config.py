@@ -160,6 +160,30 @@ class ProducerConfig:
     points_stream_rate: float = 100.0  # points a second of stream time when --rate is 0 (unlimited)
 
 
+@gin.configurable
+@dataclass
+class StreamingConfig:
+    """What every Kafka-sourced stream (ingest, classify, clustering, video) shares: the Kafka consumer's
+    settings on the executors. Each stream's own config has its trigger interval and batch size.
+
+    >>> StreamingConfig().kafka_fetch_max_wait_ms
+    10
+    >>> StreamingConfig(kafka_fetch_max_wait_ms=-1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ssp.config.ConfigError: StreamingConfig.kafka_fetch_max_wait_ms = -1: must be 0 or more...
+    """
+
+    # How long the broker may hold a fetch that has less than fetch.min.bytes (1) to give. Kafka's default,
+    # 500 ms, stalls a micro-batch's tasks at the head of the topic, where the consumer's prefetch finds
+    # nothing new (bench/throughput.py --latency-triggers 1:500 measures the old setting beside this one).
+    kafka_fetch_max_wait_ms: int = 10
+
+    def __post_init__(self) -> None:
+        if self.kafka_fetch_max_wait_ms < 0:
+            raise ConfigError(f"StreamingConfig.kafka_fetch_max_wait_ms = {self.kafka_fetch_max_wait_ms}: "
+                              "must be 0 or more")
+
+
 @gin.configurable(denylist=["table_prefix", "version"])
 @dataclass
 class IngestConfig:
@@ -170,7 +194,9 @@ class IngestConfig:
     version: int | None = None
     dead_letter_table: str = "dead_letter_tweets"
     max_record_bytes: int = 256 * 1024
-    max_offsets_per_trigger: int = 50_000
+    # a task writes each Arrow batch as it comes, so a big micro-batch costs no memory, and each micro-batch
+    # boundary costs the pipeline's ramp (Spark's bookkeeping, the first batch's parse before PostgreSQL is busy)
+    max_offsets_per_trigger: int = 200_000
     trigger_seconds: float = 1.0
     starting_offsets: str = "earliest"
 
@@ -311,6 +337,9 @@ class ServeConfig:
         return f"http://{self.host}:{self.rest_api_port}"
 
 
+CLASSIFY_PARSERS = ("python", "sql")  # ClassifyConfig.parser
+
+
 @gin.configurable(denylist=["version"])  # the version is DatasetConfig.version
 @dataclass
 class ClassifyConfig:
@@ -320,12 +349,22 @@ class ClassifyConfig:
     threshold: float | None = None  # None: the model card's threshold of the version in use, else 0.5
     model_url: str = ""  # default: http://<ServeConfig.host>:<ServeConfig.rest_api_port>
     max_offsets_per_trigger: int = 20_000
-    trigger_seconds: float = 1.0
+    # A micro-batch of a live stream takes longer than this, so they run back to back and a tweet waits about
+    # half a micro-batch before one picks it up (at 1 s it waited half a second more); an idle stream asks Kafka
+    # for new records this often: about 5% of a core at 0.2 s, 2% at 1 s
+    trigger_seconds: float = 0.2
     starting_offsets: str = "earliest"
+    # who reads the tweets' JSON: "python" (orjson and ssp.tweets.parse_tweet in the Python workers) or "sql"
+    # (Spark SQL for the records it reads exactly as parse_tweet does, ssp.streaming.tweet_sql; Python for the
+    # rest). "python" by measurement: on 2 cores Spark's JSON reading costs more CPU than orjson and the Python
+    # rule together (bench/classify.py runs both; README, "Live classification")
+    parser: str = "python"
 
     def __post_init__(self) -> None:
         if self.version is None:
             self.version = DatasetConfig().version
+        if self.parser not in CLASSIFY_PARSERS:
+            raise ConfigError(f"ClassifyConfig.parser = {self.parser!r}: expected one of {', '.join(CLASSIFY_PARSERS)}")
 
 
 @gin.configurable
@@ -495,7 +534,10 @@ class VideoConfig:
     fps: float = 30.0
     max_frame_bytes: int = 8 * 1024 * 1024  # the frames topic's max.message.bytes when ssp creates it
     dead_letter_table: str = "dead_letter_frames"
-    max_offsets_per_trigger: int = 90
+    # at most 10 s of video a micro-batch: a micro-batch costs about 1.2 s of CPU whatever its size (README,
+    # video benchmark), so a small cap cannot catch up with a backlog; a stream that keeps up makes
+    # micro-batches of what arrived since the last one, whatever the cap
+    max_offsets_per_trigger: int = 300
     trigger_seconds: float = 0.5
     starting_offsets: str = "earliest"
     output_dir: str = ""  # default: <state dir>/video

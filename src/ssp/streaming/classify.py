@@ -1,16 +1,20 @@
 """Kafka -> model server -> PostgreSQL: live classification of the tweet stream (Spark Structured Streaming).
 
 Each micro-batch starts on the driver by asking the model server for its newest available
-version N; the executors then parse their share of the batch with the canonical parser and
-send the texts to ``/v1/models/<m>/versions/N:predict`` in batches (one request per
-``client_batch_size`` tweets, over pooled connections kept by each Python worker), so every
-row records the exact version that scored it and a version published on the server is used
-from the next micro-batch on.
+version N. The executors' Python tasks parse their share with the canonical parser
+(``ssp.tweets.parse_tweet``), which also makes the dead letters; with ``sql_parse=True`` Spark SQL reads
+the tweets first (:func:`ssp.streaming.tweet_sql.plain_tweets`, the same rule over the JSON), so the
+tasks get those tweets' fields, not their payloads, and parse only the records that rule does not read
+exactly (slower on 2 cores: see :func:`run_classify`). The tasks send the texts to
+``/v1/models/<m>/versions/N:predict`` in batches (one request per ``client_batch_size`` tweets, over
+pooled connections kept by each Python worker), so every row records the exact version that scored
+it and a version published on the server is used from the next micro-batch on.
 
 Every tweet goes to ``classified_tweets_<v>``, the ones at or over the threshold to
-``ai_tweets_<v>`` and their links to ``ai_tweet_urls_<v>``, in one transaction per Spark task
-and keyed by tweet id with ``ON CONFLICT DO NOTHING``. The AI tables are filled from the
-classified table's own row for each tweet, so however often a tweet is replayed, and by
+``ai_tweets_<v>`` and their links to ``ai_tweet_urls_<v>``, in one transaction per Spark task,
+keyed by tweet id: a plain ``COPY`` (Arrow to CSV, no Python per row), and only when that meets a
+tweet already there (a replay) through a staging table and ``ON CONFLICT DO NOTHING``. The AI tables
+are filled from the classified table's own row for each tweet, so however often a tweet is replayed, and by
 whichever model version, the three tables agree with the first write. With the checkpoint,
 that makes the effect exactly-once across restarts, as in the ingest job. Records that are
 not tweets go to the dead-letter table.
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig, TopicsConfig, TrainConfig
-from ssp.kafka.records import StreamTweet, split_records, write_dead_letters
+from ssp.kafka.records import split_records, write_dead_letters
 from ssp.model.export import ExportError, read_model_card
 from ssp.serving.layout import served_model_folder, version_folder
 from ssp.storage.postgres import (
@@ -67,6 +71,7 @@ from ssp.storage.tables import (
     dead_letter_table as dead_letter_schema,  # dead_letter_table is an argument name here
 )
 from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
+from ssp.streaming.tweet_sql import plain_tweets
 from ssp.text import link_domain
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,12 @@ CLASSIFIED_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "is_ai", *KAFK
                       *POST_REF_COLUMNS)
 AI_TWEET_COLUMNS = (*TWEET_COLUMNS, "ai_prob", "model_version", "produced_at", *POST_REF_COLUMNS)
 URL_COLUMNS = ("tweet_id", "url", "domain", "created_at")
+# What a task gets per record: its Kafka fields and, when Spark SQL read it (``plain``), the tweet's fields
+KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+TASK_COLUMNS = (*KAFKA_COLUMNS, "plain", "id", "created_at", "text", "lang", "user_screen_name", "urls",
+                "urls_literal", "hashtags_literal", "retweet_of")
+# the classified table's columns but the scores, plus each tweet's links (for ai_tweet_urls)
+_ROW_COLUMNS = tuple(name for name in CLASSIFIED_COLUMNS if name not in ("ai_prob", "model_version", "is_ai"))
 # One row per task of a micro-batch; ``failed``/``error`` carry a model-server failure to the driver.
 PARTITION_RESULT_SCHEMA = "seen long, classified long, ai long, dead long, failed long, error string"
 # The threshold when neither --threshold, ClassifyConfig.threshold nor the model card gives one.
@@ -164,9 +175,78 @@ def check_probabilities(probs, model_version: int) -> None:
                              f"{len(probs)}, which is not a probability in [0, 1]")
 
 
-def write_classified(conn, tables: ClassifyTables, tweets: Sequence[StreamTweet], probs, model_version: int,
+def tweet_rows(batch, target_table: str, max_bytes: int, seen_ids: set[int]):
+    """The tweets of one Arrow batch of :data:`TASK_COLUMNS` (or :data:`KAFKA_COLUMNS` alone) as an Arrow table
+    of the classified table's columns but the scores, with their links in ``url_list``, and the dead-letter rows.
+
+    Plain records (read by Spark SQL) are taken as they are; the others go through the canonical parser
+    (:func:`ssp.kafka.records.split_records`). A tweet id seen twice (in this batch in Kafka order, or in
+    ``seen_ids``, which is updated) keeps its first copy.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "plain" in batch.schema.names:
+        is_plain = batch.column("plain").fill_null(False)
+        plain, other = batch.filter(is_plain), batch.filter(pc.invert(is_plain))
+        plain_index = np.flatnonzero(is_plain.to_numpy(zero_copy_only=False))
+        other_index = np.flatnonzero(~is_plain.to_numpy(zero_copy_only=False))
+    else:
+        plain, other = batch.slice(0, 0), batch
+        plain_index, other_index = np.zeros(0, np.int64), np.arange(batch.num_rows)
+    tweets, dead = split_records(other.select(list(KAFKA_COLUMNS)), target_table, max_bytes)
+    parsed = [item.tweet for item in tweets]
+    parsed_index = np.array([item.index for item in tweets], np.int64)
+
+    def position(column: str):
+        return other.column(column).take(pa.array(parsed_index))
+
+    utc = pa.timestamp("us", tz="UTC")
+    timestamps = (position("timestamp").cast(utc) if "timestamp" in other.schema.names
+                  else pa.nulls(len(tweets), utc))
+    parts = [{
+        **tweet_arrow_columns(parsed), **post_ref_arrow_columns(parsed),
+        "kafka_topic": position("topic"), "kafka_partition": position("partition").cast(pa.int32()),
+        "kafka_offset": position("offset").cast(pa.int64()), "produced_at": timestamps,
+        "url_list": pa.array([list(t.urls) for t in parsed], pa.list_(pa.string())),
+    }]
+    if plain.num_rows:
+        count = plain.num_rows
+        parts.append({
+            "id": plain.column("id").cast(pa.int64()), "created_at": plain.column("created_at").cast(utc),
+            "text": plain.column("text"), "lang": plain.column("lang"),
+            "user_screen_name": plain.column("user_screen_name"), "urls": plain.column("urls_literal"),
+            "hashtags": plain.column("hashtags_literal"), "platform": pa.array(["x"] * count, pa.string()),
+            "post_uri": pa.nulls(count, pa.string()), "post_cid": pa.nulls(count, pa.string()),
+            "retweet_of": plain.column("retweet_of").cast(pa.int64()), "kafka_topic": plain.column("topic"),
+            "kafka_partition": plain.column("partition").cast(pa.int32()),
+            "kafka_offset": plain.column("offset").cast(pa.int64()), "produced_at": plain.column("timestamp").cast(utc),
+            "url_list": plain.column("urls").cast(pa.list_(pa.string())),
+        })
+    names = (*_ROW_COLUMNS, "url_list")
+    # one chunk per column: pyarrow's CSV writer garbles a table whose columns start with an empty chunk
+    table = pa.concat_tables([pa.table([part[name] for name in names], names=list(names)) for part in parts
+                              if len(part["id"]) or part is parts[-1]]).combine_chunks()
+    # the first copy of each id in Kafka order, and none already seen by this task
+    order = np.concatenate([other_index[parsed_index], plain_index]).astype(np.int64)
+    ids = table.column("id").to_numpy()
+    by_offset = np.argsort(order, kind="stable")
+    _, first = np.unique(ids[by_offset], return_index=True)
+    keep = np.zeros(len(ids), bool)
+    keep[by_offset[first]] = True
+    if seen_ids:
+        keep &= ~np.isin(ids, np.fromiter(seen_ids, np.int64, len(seen_ids)))
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    seen_ids.update(table.column("id").to_pylist())
+    return table, dead
+
+
+def write_classified(conn, tables: ClassifyTables, rows, probs, model_version: int,
                      threshold: float) -> tuple[int, int, int]:
-    """Write scored tweets to the three tables; returns the rows inserted into each. The caller commits.
+    """Write scored tweets (``rows``: a :func:`tweet_rows` table) to the three tables; returns the rows inserted
+    into each. The caller commits.
 
     The AI rows are copied from ``classified_tweets`` itself, for the batch's tweets that the
     table says are AI: a tweet classified before (a replayed micro-batch, maybe scored by a newer
@@ -174,38 +254,37 @@ def write_classified(conn, tables: ClassifyTables, tweets: Sequence[StreamTweet]
     Links are written with their AI row, in the same transaction, so only new AI rows need them.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    if not tweets:
+    if not rows.num_rows:
         return 0, 0, 0
     probs = pa.array(probs, pa.float32())
-    parsed = [item.tweet for item in tweets]
     columns = {
-        **tweet_arrow_columns(parsed),
-        **post_ref_arrow_columns(parsed),
+        **{name: rows.column(name) for name in _ROW_COLUMNS},
         "ai_prob": probs,
-        "model_version": pa.array([model_version] * len(parsed), pa.int64()),
+        "model_version": pa.array([model_version] * rows.num_rows, pa.int64()),
         # compared in float32, the precision stored, so is_ai agrees with the stored ai_prob
-        "is_ai": pa.array([float(p) >= threshold for p in probs.to_pylist()], pa.bool_()),
-        "kafka_topic": pa.array([item.topic for item in tweets], pa.string()),
-        "kafka_partition": pa.array([item.partition for item in tweets], pa.int32()),
-        "kafka_offset": pa.array([item.offset for item in tweets], pa.int64()),
-        "produced_at": pa.array([item.produced_at for item in tweets], pa.timestamp("us", tz="UTC")),
+        "is_ai": pc.greater_equal(probs.cast(pa.float64()), pa.scalar(float(threshold), pa.float64())),
     }
     buffer = io.BytesIO()
     # Arrow quotes every string and leaves nulls as bare empty fields, as COPY's CSV wants
     pacsv.write_csv(pa.table([columns[name] for name in CLASSIFIED_COLUMNS], names=list(CLASSIFIED_COLUMNS)), buffer,
                     pacsv.WriteOptions(include_header=False))
-    inserted = copy_csv_ignore_conflicts(conn, tables.classified, CLASSIFIED_COLUMNS, buffer, len(parsed), ("id",),
+    inserted = copy_csv_ignore_conflicts(conn, tables.classified, CLASSIFIED_COLUMNS, buffer, rows.num_rows, ("id",),
                                          ("id",))
     ai_columns = ", ".join(AI_TWEET_COLUMNS)
     with conn.cursor() as cur:
         cur.execute(f"INSERT INTO {tables.ai} ({ai_columns}) SELECT {ai_columns} FROM {tables.classified} "
                     "WHERE id = ANY(%s) AND is_ai ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id",
-                    (columns["id"].to_pylist(),))
+                    (rows.column("id").to_pylist(),))
         new_ai = {row[0] for row in cur.fetchall()}
-    url_rows = [(t.id, url, url_domain(url), t.created_at.isoformat())
-                for t in parsed if t.id in new_ai for url in dict.fromkeys(t.urls)]
+    url_rows = []
+    if new_ai:
+        linked = rows.filter(pc.is_in(rows.column("id"), pa.array(sorted(new_ai), pa.int64())))
+        for tweet_id, created_at, urls in zip(linked.column("id").to_pylist(), linked.column("created_at").to_pylist(),
+                                              linked.column("url_list").to_pylist(), strict=True):
+            url_rows.extend((tweet_id, url, url_domain(url), created_at.isoformat()) for url in dict.fromkeys(urls))
     links = copy_insert_ignore_conflicts(conn, tables.urls, URL_COLUMNS, url_rows, ("tweet_id", "url"),
                                          ("tweet_id", "url"))
     return inserted, len(new_ai), links
@@ -300,17 +379,17 @@ def _partition_classifier(database_url: str, tables: ClassifyTables, model_url: 
                     continue  # after a failure the input is still read to its end, as Spark's worker expects
                 version = int(batch.column("model_version")[0].as_py())
                 threshold = float(batch.column("threshold")[0].as_py())
-                tweets, dead_rows = split_records(batch, tables.classified, max_bytes, seen_ids)
+                rows, dead_rows = tweet_rows(batch, tables.classified, max_bytes, seen_ids)
                 # predictions before any write: if the model server fails, the transaction is rolled back
                 try:
-                    probs = client.predict([t.tweet.text for t in tweets], version=version)
+                    probs = client.predict(rows.column("text").to_pylist(), version=version) if rows.num_rows else []
                     check_probabilities(probs, version)
                 except (ModelServerError, ValueError) as err:
                     failure = str(err)
                     continue
                 if conn is None:
                     conn = psycopg2.connect(database_url)
-                new_rows, new_ai, _ = write_classified(conn, tables, tweets, probs, version, threshold)
+                new_rows, new_ai, _ = write_classified(conn, tables, rows, probs, version, threshold)
                 classified, ai = classified + new_rows, ai + new_ai
                 dead += write_dead_letters(conn, tables.dead, dead_rows)
             if failure is None and conn is not None:
@@ -525,7 +604,7 @@ class _MicroBatches:
         """One attempt at the micro-batch: the plan is the batch, the version and its threshold, one task a core."""
         lit = self.functions.lit
         return TaskResults.from_rows(
-            batch_df.select("key", "value", "topic", "partition", "offset", "timestamp")
+            batch_df.select(*(TASK_COLUMNS if "plain" in batch_df.columns else KAFKA_COLUMNS))
             .coalesce(self.parallelism)
             .withColumn("model_version", lit(model_version).cast("long"))
             .withColumn("threshold", lit(self.threshold_for(model_version)).cast("double"))
@@ -584,6 +663,7 @@ def run_classify(
     checkpoint_dir: Path | None = None,
     max_wait_seconds: float | None = None,
     on_progress: Callable[[int], None] | None = None,
+    sql_parse: bool | None = None,
 ) -> ClassifyResult:
     """Run the classification stream until ``max_records`` records were read, it is idle, or it is stopped.
 
@@ -592,6 +672,10 @@ def run_classify(
     not as idleness, so ``until_idle`` does not end a stream that has records it could not classify yet.
     Without a ``threshold`` (nor ``ClassifyConfig.threshold``) each model version is applied with the
     threshold in its model card under ``model_base_path``, read once per version.
+    ``sql_parse=True`` has Spark SQL read the tweets it can (:func:`ssp.streaming.tweet_sql.plain_tweets`) and
+    only the rest go through the Python parser (None: ``config.parser == "sql"``); it is off by default because on 2 cores Spark's JSON reading
+    costs more CPU than orjson and the Python rule together (``bench/classify.py`` compares the two; README,
+    "Live classification").
     """
     from pyspark.errors import StreamingQueryException
 
@@ -608,12 +692,15 @@ def run_classify(
                 conn.exec_driver_sql(post_ref_upgrade_sql(table))
     finally:
         engine.dispose()
+    max_bytes = IngestConfig().max_record_bytes
     classifier = _partition_classifier(libpq_url(infra.database_url), tables, settings.model_url,
-                                       settings.model_name, serve, IngestConfig().max_record_bytes)
+                                       settings.model_name, serve, max_bytes)
     progress = StreamProgress()
     batches = _MicroBatches(spark, settings, serve, classifier, Backoff(max_wait_seconds=max_wait_seconds), progress,
                             on_progress)
     stream = kafka_stream(spark, infra, settings.topic, config.starting_offsets, config.max_offsets_per_trigger)
+    if config.parser == "sql" if sql_parse is None else sql_parse:  # on the stream once, so Spark analyses the rule once, not every micro-batch
+        stream = plain_tweets(stream, max_bytes=max_bytes)
     quiet_stops = _DropStopTracebacks()
     logging.getLogger("py4j.clientserver").addFilter(quiet_stops)
     try:
@@ -621,6 +708,7 @@ def run_classify(
             stream, batches.write_batch, progress, name=batches.query_name,
             checkpoint=checkpoint_dir or checkpoint_dir_for(settings.topic, tables.classified),
             trigger_seconds=config.trigger_seconds, max_records=max_records, until_idle=until_idle,
+            warm_module=__name__,
         )
     except (StreamingQueryException, RuntimeError) as err:
         if batches.gave_up:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ssp.config import ClassifyConfig, InfraConfig, IngestConfig, ServeConfig
+from ssp.config import CLASSIFY_PARSERS, ClassifyConfig, InfraConfig, IngestConfig, ServeConfig, overridden
 from ssp.errors import SspError, reported
 
 
@@ -66,8 +66,12 @@ def ingest(topic, table_prefix, version, max_records, until_idle, checkpoint_dir
               help="Stop when no record arrived for this many seconds (waiting for the model server is not idle).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Spark checkpoint folder (default: under the state dir, per topic and table).")
+@click.option("--parser", type=click.Choice(CLASSIFY_PARSERS), default=None,
+              help="Who reads the tweets' JSON: python (ssp.tweets.parse_tweet in the Python workers) or sql (Spark "
+                   "SQL where it reads a tweet exactly as parse_tweet does, Python for the rest) (default: "
+                   "ClassifyConfig.parser, python).")
 def classify(topic, version, threshold, model_base_path, model_url, model_name, max_records, until_idle,
-             checkpoint_dir) -> None:
+             checkpoint_dir, parser) -> None:
     """Classify tweets from Kafka with the model server and write them to PostgreSQL (Spark Structured Streaming).
 
     Every tweet lands in classified_tweets_<v> with its P(AI) and the model version that gave it; those at or
@@ -87,7 +91,7 @@ def classify(topic, version, threshold, model_base_path, model_url, model_name, 
         raise click.BadParameter(f"must be at least 1, got {max_records}", param_hint="--max-records")
     if until_idle is not None and not until_idle > 0:
         raise click.BadParameter(f"must be above 0 seconds, got {until_idle}", param_hint="--until-idle")
-    infra_config, config, serve = InfraConfig(), ClassifyConfig(), ServeConfig()
+    infra_config, config, serve = InfraConfig(), overridden(ClassifyConfig(), parser=parser), ServeConfig()
     with reported("reading the classify settings", ValueError):  # unsafe table names, a bad threshold or URL
         settings = classify_settings(config, serve, topic=topic, version=version, threshold=threshold,
                                      model_url=model_url, model_name=model_name, model_base_path=model_base_path)

@@ -29,7 +29,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from ssp.storage.video import (
     frame_pngs,
     last_frame_batch,
 )
-from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, run_until_done
+from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
 from ssp.video.output import encode_png, safe_name, write_png, write_video
 from ssp.video.record import FrameParseError, decode_frame
 
@@ -67,21 +66,14 @@ OUTPUT_SCHEMA = ("video string, frame_index long, ts_ms long, width int, height 
                  "dead_key binary, dead_value binary")
 STATE_SCHEMA = "quantiser string"
 _OUTPUT_NAMES = tuple(part.strip().split(" ")[0] for part in OUTPUT_SCHEMA.split(","))
-# The frames topic's Kafka consumer, for this job only: a frame is about 289 kB, so the default 1 MB a
-# partition a fetch and 64 kB socket buffer take a round trip every 3 frames; a fetch waits at most 20 ms
-# at the topic's head instead of 500; and a partition's offsets of a micro-batch are read by 2 tasks at
-# once (one video's frames all sit in one partition; the stateful operator puts them back in order)
-# The checkpoint (offsets, commits, the state store's files) written through Hadoop's FileSystem API, not its
-# FileContext API: on the local file system the latter forks a `chmod` when it creates a file and a
-# `readlink` when it renames one, from the large driver JVM, for each of a micro-batch's 5 or more files
-# (on a busy machine that was 0.1 to 0.3 s of every micro-batch). Both write a temporary file and rename it.
-CHECKPOINT_CONF = {"spark.sql.streaming.checkpointFileManagerClass":
-                   "org.apache.spark.sql.execution.streaming.FileSystemBasedCheckpointFileManager"}
 PIPELINE_THREADS = 2  # a task's threads for the coresets ahead and the repaints behind the fits (FrameQuantiser)
+# The frames topic's Kafka consumer, for this job only: a frame is about 289 kB, so the default 1 MB a
+# partition a fetch and 64 kB socket buffer take a round trip every 3 frames; and a partition's offsets of
+# a micro-batch are read by 2 tasks at once (one video's frames all sit in one partition; the stateful
+# operator puts them back in order). The fetch wait at the topic's head is StreamingConfig's, as for every stream.
 KAFKA_SOURCE_OPTIONS = {"kafka.max.partition.fetch.bytes": str(32 * 1024 * 1024),
                         "kafka.fetch.max.bytes": str(64 * 1024 * 1024),
                         "kafka.receive.buffer.bytes": str(4 * 1024 * 1024),
-                        "kafka.fetch.max.wait.ms": "20",
                         "minPartitions": "2"}
 
 
@@ -369,33 +361,10 @@ def video_output_path(settings: FrameSettings, video: str) -> Path:
     return settings.output_dir / safe_name(settings.job) / f"{safe_name(video)}.mp4"
 
 
-@contextmanager
-def _session_conf(spark, conf: dict[str, str]) -> Iterator[None]:
-    """``conf`` set on the session for the block, and put back as it was after it."""
-    before = {key: spark.conf.get(key, None) for key in conf}
-    for key, value in conf.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
 def frame_source(spark, infra: InfraConfig, settings: FrameSettings):
     """The frames topic as a streaming DataFrame, with :data:`KAFKA_SOURCE_OPTIONS`."""
-    reader = (spark.readStream.format("kafka")
-              .option("kafka.bootstrap.servers", infra.kafka_bootstrap)
-              .option("subscribe", settings.topic)
-              .option("startingOffsets", settings.starting_offsets)
-              .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
-              .option("failOnDataLoss", "false"))
-    for key, value in KAFKA_SOURCE_OPTIONS.items():
-        reader = reader.option(key, value)
-    return reader.load()
+    return kafka_stream(spark, infra, settings.topic, settings.starting_offsets, settings.max_offsets_per_trigger,
+                        options=KAFKA_SOURCE_OPTIONS)
 
 
 def run_frame_stream(spark, *, infra: InfraConfig | None = None, settings: FrameSettings,
@@ -431,11 +400,9 @@ def run_frame_stream(spark, *, infra: InfraConfig | None = None, settings: Frame
                  .applyInPandasWithState(_group_worker(settings.model_args()), OUTPUT_SCHEMA, STATE_SCHEMA, "append",
                                          "NoTimeout"))
     start = time.monotonic()
-    with _session_conf(spark, CHECKPOINT_CONF):  # the query takes the session's conf when it starts
-        seconds = run_until_done(quantised, driver.write_batch, driver.progress,
-                                 name=f"video_{settings.tables.frames}_{checkpoint.name}", checkpoint=checkpoint,
-                                 trigger_seconds=settings.trigger_seconds, max_records=max_frames,
-                                 until_idle=until_idle)
+    seconds = run_until_done(quantised, driver.write_batch, driver.progress,
+                             name=f"video_{settings.tables.frames}_{checkpoint.name}", checkpoint=checkpoint,
+                             trigger_seconds=settings.trigger_seconds, max_records=max_frames, until_idle=until_idle)
     outputs: dict[str, Path] = {}
     if write_videos:
         for video in sorted(driver.videos):

@@ -6,6 +6,11 @@ and bad records into the dead-letter table, in one transaction per partition. Ro
 by tweet id (dead letters by Kafka position) and inserted with ``ON CONFLICT DO NOTHING``, so
 a micro-batch that Spark replays after a crash changes nothing: together with the checkpoint
 this makes the effect exactly-once, however the job is killed.
+
+A micro-batch runs as one task per core (not one per Kafka partition: a second wave of tasks would
+start parsing only when the first had finished writing), and each task writes every Arrow batch Spark
+hands it as soon as it is parsed, inside the task's one transaction, so PostgreSQL is busy from the
+micro-batch's first 10,000 records on and a task holds one Arrow batch in memory, not its whole share.
 """
 
 from __future__ import annotations
@@ -43,17 +48,19 @@ log = logging.getLogger(__name__)
 INGEST_COLUMNS = (*RAW_TWEET_COLUMNS, *POST_REF_COLUMNS)
 
 
-def write_arrow_records(conn, data, table: str, dead_table: str, max_bytes: int) -> tuple[int, int, int]:
+def write_arrow_records(conn, data, table: str, dead_table: str, max_bytes: int,
+                        seen_ids: set[int] | None = None) -> tuple[int, int, int]:
     """Write one Arrow table of Kafka records (key, value, topic, partition, offset).
 
     Returns (records seen, tweets inserted, dead letters). The caller commits. Only the parsed
     fields go through Python objects; the payload, topic and offsets stay Arrow columns and the
-    CSV for COPY is written by Arrow.
+    CSV for COPY is written by Arrow. ``seen_ids`` (updated) are the tweet ids the caller's transaction
+    already holds: a later copy of one is not written again.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    tweets, dead = split_records(data, table, max_bytes)
+    tweets, dead = split_records(data, table, max_bytes, seen_ids)
     inserted = 0
     if tweets:
         take = pa.array([item.index for item in tweets], pa.int64())
@@ -81,17 +88,24 @@ def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes:
         import psycopg2
         import pyarrow as pa
 
-        data = pa.Table.from_batches(list(batches))
-        if data.num_rows == 0:
-            yield pa.RecordBatch.from_pydict({"seen": [0], "inserted": [0], "dead": [0]})
-            return
-        conn = psycopg2.connect(database_url)
+        totals = [0, 0, 0]  # seen, inserted, dead
+        seen_ids: set[int] = set()
+        conn = None
         try:
-            seen, inserted, dead = write_arrow_records(conn, data, table, dead_table, max_bytes)
-            conn.commit()
+            for batch in batches:  # written as they come, in the task's one transaction
+                if batch.num_rows == 0:
+                    continue
+                if conn is None:
+                    conn = psycopg2.connect(database_url)
+                counts = write_arrow_records(conn, pa.Table.from_batches([batch]), table, dead_table, max_bytes,
+                                             seen_ids)
+                totals = [total + count for total, count in zip(totals, counts, strict=True)]
+            if conn is not None:
+                conn.commit()
         finally:
-            conn.close()
-        yield pa.RecordBatch.from_pydict({"seen": [seen], "inserted": [inserted], "dead": [dead]})
+            if conn is not None:
+                conn.close()
+        yield pa.RecordBatch.from_pydict({"seen": [totals[0]], "inserted": [totals[1]], "dead": [totals[2]]})
 
     return write
 
@@ -147,16 +161,16 @@ def run_ingest(
     checkpoint = checkpoint_dir or checkpoint_dir_for(topic, table)
     writer = _partition_writer(database_url, table, dead_table, config.max_record_bytes)
     progress = StreamProgress()
+    parallelism = max(1, spark.sparkContext.defaultParallelism)  # one task per core: see the module's docstring
 
     def write_batch(batch_df, batch_id: int) -> None:
-        counts = (
+        tasks = (  # one row per task, added up here: no shuffle stage for a sum of a few rows
             batch_df.select("key", "value", "topic", "partition", "offset")
+            .coalesce(parallelism)
             .mapInArrow(writer, "seen long, inserted long, dead long")
-            .groupBy()
-            .sum()
             .collect()
         )
-        seen, inserted, dead = (int(v or 0) for v in counts[0]) if counts else (0, 0, 0)
+        seen, inserted, dead = (sum(row[name] for row in tasks) for name in ("seen", "inserted", "dead"))
         progress.add(seen, inserted=inserted, dead=dead)
         log.info("batch %d: %d records, %d new tweets, %d dead letters", batch_id, seen, inserted, dead)
         if on_progress is not None:
@@ -165,7 +179,7 @@ def run_ingest(
     stream = kafka_stream(spark, infra, topic, config.starting_offsets, config.max_offsets_per_trigger)
     seconds = run_until_done(
         stream, write_batch, progress, name=f"ingest_{table}", checkpoint=checkpoint,
-        trigger_seconds=config.trigger_seconds, max_records=max_records, until_idle=until_idle,
+        trigger_seconds=config.trigger_seconds, max_records=max_records, until_idle=until_idle, warm_module=__name__,
     )
     return IngestResult(
         table=table,

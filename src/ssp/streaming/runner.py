@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ssp.config import InfraConfig
+from ssp.config import InfraConfig, StreamingConfig
 from ssp.signals import stop_on_sigterm
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,22 @@ def job_checkpoint_dir(job: str, topic: str, table: str, state_dir: Path | None 
     return (state_dir or default_state_dir()) / "checkpoints" / job / f"{safe_topic}__{table}"
 
 
-def kafka_stream(spark, infra: InfraConfig, topic: str, starting_offsets: str, max_offsets_per_trigger: int):
-    return (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", infra.kafka_bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", starting_offsets)
-        .option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
-        .option("failOnDataLoss", "false")
-        .load()
-    )
+def kafka_stream(spark, infra: InfraConfig, topic: str, starting_offsets: str, max_offsets_per_trigger: int,
+                 streaming: StreamingConfig | None = None, options: dict[str, str] | None = None):
+    """The Kafka source every stream reads: ``topic`` from ``starting_offsets``, at most
+    ``max_offsets_per_trigger`` records a micro-batch, the consumer as ``streaming`` (default: the
+    configured :class:`StreamingConfig`) says; ``options``: a job's own source options, over these."""
+    streaming = streaming or StreamingConfig()
+    settings = {
+        "kafka.bootstrap.servers": infra.kafka_bootstrap,
+        "subscribe": topic,
+        "startingOffsets": starting_offsets,
+        "maxOffsetsPerTrigger": str(max_offsets_per_trigger),
+        "kafka.fetch.max.wait.ms": str(streaming.kafka_fetch_max_wait_ms),
+        "failOnDataLoss": "false",
+        **(options or {}),
+    }
+    return spark.readStream.format("kafka").options(**settings).load()
 
 
 def stop_between_batches(query, progress: StreamProgress | None = None, timeout: float = STOP_WAIT_SECONDS) -> None:
@@ -77,6 +83,35 @@ def stop_between_batches(query, progress: StreamProgress | None = None, timeout:
         query.stop()
 
 
+def _import_in_worker(module: str):
+    def run(batches):
+        import importlib
+
+        import pyarrow as pa
+
+        importlib.import_module(module)
+        for _ in batches:
+            pass
+        yield pa.RecordBatch.from_pydict({"ok": [1]})
+
+    return run
+
+
+def warm_python_workers(spark, module: str) -> None:
+    """Start the Python workers of one task per core and import ``module`` in each, so that the stream's
+    first micro-batch finds them ready (Spark reuses a worker from task to task). A worker's start and
+    imports otherwise fall on the first micro-batch with records: about 1-2 s on 2 cores (SQLAlchemy alone
+    takes 1 s to import), a delay every tweet of that batch, and of the backlog it leaves, waits out."""
+    parallelism = max(1, spark.sparkContext.defaultParallelism)
+    start = time.monotonic()
+    try:
+        spark.range(parallelism, numPartitions=parallelism).mapInArrow(_import_in_worker(module), "ok long").collect()
+    except Exception as err:  # the stream's own tasks will hit and report whatever this met
+        log.warning("could not warm the Python workers with %s: %s", module, " ".join(str(err).split())[:300])
+    else:
+        log.info("%d Python workers started with %s in %.1f s", parallelism, module, time.monotonic() - start)
+
+
 def run_until_done(
     stream,
     write_batch,
@@ -87,10 +122,13 @@ def run_until_done(
     trigger_seconds: float,
     max_records: int | None = None,
     until_idle: float | None = None,
+    warm_module: str | None = None,
 ) -> float:
     """Start ``stream.writeStream.foreachBatch(write_batch)`` and wait until it should stop.
 
-    Returns the seconds it ran; raises RuntimeError when the query failed.
+    ``warm_module``: the module the stream's Python tasks run (when they run Python), imported in the Python
+    workers while the query starts (:func:`warm_python_workers`). Returns the seconds it ran; raises
+    RuntimeError when the query failed.
     """
     checkpoint.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -105,6 +143,8 @@ def run_until_done(
     failure: BaseException | None = None
     try:
         with stop_on_sigterm(lambda *_: stop_requested.set()):
+            if warm_module is not None:  # while the query sets itself up on its own thread
+                warm_python_workers(stream.sparkSession, warm_module)
             while query.isActive and not stop_requested.is_set():
                 try:
                     query.awaitTermination(0.5)
