@@ -99,28 +99,8 @@ def measure_producer(infra, n: int, partitions: int, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------- 2. classify against reading the topic
-def plain_kafka_read_seconds(spark, infra, topic: str, expected: int) -> float:
-    """``bench/classify.py``'s ceiling when it has one (``time_kafka_read``), else the same here: a Spark batch
-    job reading every record of ``topic`` and touching each value."""
-    import classify
-
-    if hasattr(classify, "time_kafka_read"):
-        return classify.time_kafka_read(spark, infra, topic, expected)
-    from pyspark.sql import functions as F
-
-    records = (spark.read.format("kafka").option("kafka.bootstrap.servers", infra.kafka_bootstrap)
-               .option("subscribe", topic).option("startingOffsets", "earliest").option("endingOffsets", "latest")
-               .load())
-    start = time.perf_counter()
-    count, size = records.agg(F.count("*"), F.sum(F.length("value"))).first()
-    seconds = time.perf_counter() - start
-    if count != expected or not size:
-        raise SystemExit(f"the plain Kafka read saw {count} of {expected} records; the benchmark is void")
-    return seconds
-
-
 def measure_classify(spark, infra, server, work: Path, n: int, partitions: int, seed: int, conn) -> dict:
-    from classify import MODEL_NAME, batch_durations
+    from classify import MODEL_NAME, batch_durations, time_kafka_read
     from ssp.config import ClassifyConfig, ServeConfig
     from ssp.kafka.admin import ensure_topic
     from ssp.kafka.producer import make_producer, produce
@@ -135,8 +115,8 @@ def measure_classify(spark, infra, server, work: Path, n: int, partitions: int, 
         print(produce(synthetic_payloads(n, seed=seed), producer, topic, show_progress=False).line(topic, None))
     finally:
         producer.close()
-    plain_kafka_read_seconds(spark, infra, topic, n)  # warm-up: the Kafka source's first job
-    read_seconds = [plain_kafka_read_seconds(spark, infra, topic, n)]
+    time_kafka_read(spark, infra, topic, n)  # warm-up: the Kafka source's first job
+    read_seconds = [time_kafka_read(spark, infra, topic, n)]
     tables = ClassifyTables.for_version(version, "dead_letter_tweets")
     listener = batch_durations(spark)
     result = run_classify(spark, infra=infra, config=ClassifyConfig(), serve=ServeConfig(), topic=topic,
@@ -150,7 +130,7 @@ def measure_classify(spark, infra, server, work: Path, n: int, partitions: int, 
         raise SystemExit(f"the classify job classified {landed} of {n} tweets; the benchmark is void")
     processing = listener.processing(f"classify_{tables.classified}", n)
     spark.streams.removeListener(listener)
-    read_seconds.append(plain_kafka_read_seconds(spark, infra, topic, n))
+    read_seconds.append(time_kafka_read(spark, infra, topic, n))
     rate, read_rate = n / processing, n / min(read_seconds)
     print(f"classify: {rate:,.0f} tweets/s over its micro-batches ({processing:.1f} s, {result.batches} batches); "
           f"reading the topic alone {read_rate:,.0f} records/s (best of {len(read_seconds)}); "
