@@ -105,6 +105,19 @@ def test_goal_met_and_never_reached():
     assert labels_to_reach([5, 10], [0.3, 0.9], 0.1 + 0.2) == 5  # float noise in a mean does not miss a tie
 
 
+def test_every_strategy_gets_its_labels_over_random():
+    figures = result({
+        "least_confidence": [[0.5, 0.6, 0.7, 0.8, 0.8]],
+        "stochastic_uncertainty": [[0.5, 0.9, 0.9, 0.9, 0.9]],
+        "disagreement": [[0.5, 0.5, 0.5, 0.5, 0.5]],
+        "random": [[0.5, 0.6, 0.7, 0.8, 0.9]],
+    }).figures()
+    assert figures["labels_over_random"] == {"least_confidence": None, "stochastic_uncertainty": pytest.approx(20 / 50),
+                                             "disagreement": None}
+    assert figures["uncertainty_labels_over_random"] is None  # the headline stays least confidence's
+    assert "labels_over_random" not in result({"least_confidence": [[0.5, 0.6]]}).figures()
+
+
 def test_impossible_sizes_are_named():
     data = SimulationData(Pool(np.arange(30), np.array(["t"] * 30, dtype=object), np.zeros(30, dtype="int64")),
                           np.array(["x"], dtype=object), np.array([1]), "a test pool")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ssp.active.strategies import STRATEGIES, order, random_scores, scores
+from ssp.active.strategies import STRATEGIES, order, random_scores, scores, stochastic_scores
 
 # P(AI) of six tweets; positions 1 and 4 are equally uncertain (0.4 and 0.6), 2 and 5 equally sure.
 MODEL = np.array([0.95, 0.4, 0.0, 0.5, 0.6, 1.0])
@@ -33,6 +33,39 @@ def test_disagreement_uses_snorkel_and_counts_an_abstain_as_no_opinion():
     # |0.95-0.1|, |0.4-0.4|, |0-0.5|, |0.5-0.5|, |0.6-0|, |1-0.5|
     assert scores("disagreement", MODEL, snorkel) == pytest.approx([0.85, 0.0, 0.5, 0.0, 0.6, 0.5])
     assert order("disagreement", MODEL, snorkel, ids=IDS).tolist() == [0, 4, 5, 2, 3, 1]
+
+
+def test_stochastic_uncertainty_is_a_seeded_weighted_draw_by_least_confidence():
+    values = scores("stochastic_uncertainty", MODEL, ids=IDS, seed=5)
+    weights = scores("least_confidence", MODEL)
+    assert values == pytest.approx(np.log(1.0 - random_scores(IDS, 5)) / np.maximum(weights, 1e-12))
+    # fixed by (seed, id): the same key for a tweet whichever others are ranked beside it
+    assert scores("stochastic_uncertainty", MODEL[[4, 1]], ids=IDS[[4, 1]], seed=5).tolist() == values[[4, 1]].tolist()
+    # the sure tweets (p = 0 and 1, weight 0) come last, by ascending id
+    assert order("stochastic_uncertainty", MODEL, ids=IDS, seed=5).tolist()[-2:] == [5, 2]
+    # another seed, another draw
+    assert len({tuple(order("stochastic_uncertainty", MODEL, ids=IDS, seed=s).tolist()) for s in range(10)}) > 1
+
+
+def test_stochastic_uncertainty_draws_in_proportion_to_uncertainty_not_the_top_batch():
+    # 20 tweets at p = 0.5 (weight 0.5) and 80 at p = 0.3 (weight 0.3): least confidence asks only the
+    # first kind; a weighted draw's first pick is a p = 0.3 one with probability 24 / 34 = 0.71
+    p = np.array([0.5] * 20 + [0.3] * 80)
+    ids = np.arange(100, 200)
+    assert set(order("least_confidence", p, ids=ids)[:20].tolist()) == set(range(20))
+    firsts = np.array([order("stochastic_uncertainty", p, ids=ids, seed=s)[0] for s in range(1000)])
+    assert np.mean(firsts >= 20) == pytest.approx(24 / 34, abs=0.05)
+    batch = order("stochastic_uncertainty", p, ids=ids, seed=0)[:20]
+    assert 0 < np.sum(batch < 20) < 20  # both kinds in one batch
+    # a near-certain tweet (weight 0.001) is practically never in the first batch of 20
+    sure = np.append(p, 0.999)
+    assert sum(100 in order("stochastic_uncertainty", sure, ids=np.arange(100, 201), seed=s)[:20]
+               for s in range(200)) <= 2
+
+
+def test_stochastic_scores_keys_are_finite_and_zero_weight_is_last():
+    keys = stochastic_scores(np.array([0.0, 0.5, 1e-300]), np.array([1, 2, 3]), seed=0)
+    assert np.isfinite(keys).all() and keys[1] > max(keys[0], keys[2])
 
 
 def test_random_order_is_a_seeded_hash_of_the_ids():

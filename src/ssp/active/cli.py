@@ -108,6 +108,9 @@ def _setting_line(setting: str, figures: dict) -> str:
     reach = ("never reached random's final F1" if ratio is None and figures["random_final_f1"] is not None
              else "no ratio" if ratio is None else f"{ratio:.2f} x random's labels to reach its final F1")
     line = f"{setting}: final F1 {finals} at {figures['final_labels']} labels; {UNCERTAINTY}: {reach}"
+    others = {s: r for s, r in figures.get("labels_over_random", {}).items() if s != UNCERTAINTY}
+    if others:
+        line += " (" + ", ".join(f"{s} {'never' if r is None else f'{r:.2f} x'}" for s, r in others.items()) + ")"
     if setting == WORKFLOW:
         line += f"; weak labels alone F1 {figures['weak_only_f1']:.3f}"
     return line

@@ -5,28 +5,33 @@ the queue costs an index walk, not a pass over the table in Python. Every strate
 ascending sort key (the negated informativeness score, so ``key`` ascending = ``score``
 descending) with the tweet id as tie-break, exactly as ``strategies.order`` breaks ties:
 
-====================  ==========================================================================
-strategy              sort key (p = the model's P(AI), s = Snorkel's ``slabel_prob``, 0.5 if NULL)
-====================  ==========================================================================
-least_confidence,     ``greatest(p, 1 - p) - 1``: minus ``1 - max(p, 1 - p)``. For two classes
-entropy               entropy ranks tweets as least confidence does, so both use this key
-disagreement          ``-|p - s|``
-random                ``-ssp_queue_random_score(seed, id)``: SplitMix64 of (seed, id) in SQL,
-                      bit for bit :func:`ssp.active.strategies.random_scores`
-====================  ==========================================================================
+======================  ==========================================================================
+strategy                sort key (p = the model's P(AI), s = Snorkel's ``slabel_prob``, 0.5 if NULL)
+======================  ==========================================================================
+least_confidence,       ``greatest(p, 1 - p) - 1``: minus ``1 - max(p, 1 - p)``. For two classes
+entropy                 entropy ranks tweets as least confidence does, so both use this key
+disagreement            ``-|p - s|``
+stochastic_uncertainty  ``-ln(1 - r) / greatest(1 - greatest(p, 1 - p), 1e-12)``, r the random key's
+                        hash at the queue's seed: minus ``strategies.stochastic_scores``' key
+random                  ``-ssp_queue_random_score(seed, id)``: SplitMix64 of (seed, id) in SQL,
+                        bit for bit :func:`ssp.active.strategies.random_scores`
+======================  ==========================================================================
 
 p comes from the ``model_scores`` table, one row per (table, tweet) from the model version
 that :func:`refresh_scores` last used. A tweet without a model score falls back to Snorkel's
 uncertainty, ``greatest(s, 1 - s) - 1``: under least confidence and entropy it ranks among the
 scored tweets as if the model had said s; under disagreement, which needs a model, unscored
-tweets come after every scored one (``group`` 1).
+tweets come after every scored one (``group`` 1); under stochastic_uncertainty an unscored tweet
+is drawn with Snorkel's s in place of p.
 
 The two kinds of tweets are read by two index-ordered queries (scored ones along
 ``model_scores``' uncertainty index, unscored ones along a partial index of the dataset table
 ``WHERE label IS NULL``) whose first rows are merged, so a page costs ``O(page)`` index
 entries whatever the table's size. Pages follow each other by keyset (:class:`QueueCursor`):
 labelling a tweet removes it from the queue without shifting the next page. Only
-``disagreement`` sorts, since its key mixes two tables.
+``disagreement`` and ``stochastic_uncertainty`` sort (the first's key mixes two tables, the
+second's is a seeded draw no index holds); the scored branch sorts narrow (id, key) rows and
+reads the page's wide rows after, stochastic_uncertainty's unscored branch sorts the table's rows.
 
 The SQL function and indexes the queries need are created on demand and idempotently
 (:func:`ensure_queue_objects`).
@@ -42,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ssp.active.strategies import STRATEGIES
+from ssp.active.strategies import MIN_WEIGHT, STRATEGIES
 from ssp.errors import SspError
 from ssp.storage.postgres import advisory_lock_key
 from ssp.storage.tables import MODEL_SCORES_TABLE, model_scores_table, validate_identifier
@@ -123,6 +128,17 @@ _SNORKEL_PROB = "coalesce(t.slabel_prob::float8, 0.5::float8)"
 # The index expressions: written without the table alias, since index definitions have none.
 _MODEL_KEY_INDEXED = uncertainty_key("ai_prob::float8")
 _SNORKEL_KEY_INDEXED = uncertainty_key("coalesce(slabel_prob::float8, 0.5::float8)")
+
+
+def stochastic_key(prob: str, seed: int, column: str = "t.id") -> str:
+    """SQL for minus :func:`ssp.active.strategies.stochastic_scores`' key of least confidence, in float8.
+
+    >>> stochastic_key("x", 0)  # doctest: +NORMALIZE_WHITESPACE
+    '(-(ln(1.0::float8 - ssp_queue_random_score(0::bigint, t.id)) / greatest(1.0::float8 - greatest(x, 1.0::float8 - x),
+    1e-12::float8)))'
+    """
+    return (f"(-(ln(1.0::float8 - {RANDOM_SCORE_FUNCTION}({_check_seed(seed)}::bigint, {column})) / "
+            f"greatest(1.0::float8 - greatest({prob}, 1.0::float8 - {prob}), {MIN_WEIGHT!r}::float8)))")
 
 
 def _random_key(seed: int, column: str = "t.id") -> str:
@@ -345,11 +361,12 @@ def queue_query(table: str, strategy: str, limit: int, coverage: ScoreCoverage, 
                    f"WHERE t.label IS NULL{where}{_search(pattern, params)} ORDER BY queue_key, t.id LIMIT %s")
             branches.append((sql, [*params, limit]))
     else:
-        if coverage.scored and strategy == "disagreement":
-            # No index can order by a key from two tables: sort narrow (id, key) rows first and
-            # read the wide columns of the page's rows only.
+        if coverage.scored and strategy in ("disagreement", "stochastic_uncertainty"):
+            # No index can order by a key from two tables, or by a seeded draw: sort narrow (id, key)
+            # rows first and read the wide columns of the page's rows only.
             params = [table]
-            key = f"(-abs({_MODEL_PROB} - {_SNORKEL_PROB}))"
+            key = (f"(-abs({_MODEL_PROB} - {_SNORKEL_PROB}))" if strategy == "disagreement"
+                   else stochastic_key(_MODEL_PROB, seed))
             where = _after(after, 0, key, "t.id", params)
             if where is not None:
                 sql = (f"SELECT {_select_columns()}, 0 AS queue_group, top.queue_key FROM "
@@ -371,7 +388,8 @@ def queue_query(table: str, strategy: str, limit: int, coverage: ScoreCoverage, 
                 branches.append((sql, [*params, limit]))
         if coverage.unscored:
             group = 1 if strategy == "disagreement" else 0
-            key = f"({uncertainty_key(_SNORKEL_PROB)})"
+            key = (stochastic_key(_SNORKEL_PROB, seed) if strategy == "stochastic_uncertainty"
+                   else f"({uncertainty_key(_SNORKEL_PROB)})")
             params = []
             where = _after(after, group, key, "t.id", params)
             if where is not None:

@@ -424,11 +424,26 @@ class SimulationResult:
                 figures["goal_met"] = ratio <= GOAL_RATIO
         else:
             figures["note"] = f"the ratio needs both {UNCERTAINTY} and {CONTROL} among the strategies"
+        if CONTROL in self.strategies:
+            figures["labels_over_random"] = self.labels_over_random()
         if self.setting == WORKFLOW:
             figures.update(self._workflow_figures())
         figures.update(setting=self.setting, rounds=self.rounds, batch=self.batch, seeds=self.seeds,
                        initial=self.initial, pool=self.pool_size, test=self.test_size, seconds=round(self.seconds, 1))
         return figures
+
+    def labels_over_random(self) -> dict[str, float | None]:
+        """Per strategy other than random: the labels its mean curve needs to reach random's final mean F1,
+        over random's final label count (None if it never does); the headline ratio for every strategy."""
+        random_labels, random_means, _ = self.mean_curve(CONTROL)
+        ratios: dict[str, float | None] = {}
+        for strategy in self.strategies:
+            if strategy == CONTROL:
+                continue
+            labels, means, _ = self.mean_curve(strategy)
+            needed = labels_to_reach(labels, means, float(random_means[-1]))
+            ratios[strategy] = None if needed is None else round(needed / int(random_labels[-1]), 4)
+        return ratios
 
     def _workflow_figures(self) -> dict:
         """F1 of the weak labels alone (round 0) and, per strategy, at the measured size nearest

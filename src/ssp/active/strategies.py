@@ -12,6 +12,15 @@ tweets without loading TensorFlow: the model's probabilities come from the model
   here) counts as ``p_snorkel = 0.5``, "no opinion": such a tweet scores high only when the
   classifier is confident, which points the annotator at confident predictions that weak
   supervision never checked;
+* ``stochastic_uncertainty``: uncertainty sampling drawn at random rather than taken from the top:
+  the ranking is a weighted draw without replacement, each tweet's chance proportional to its
+  least-confidence score (Efraimidis and Spirakis's key ``log(u) / w``, ``u`` the random strategy's
+  seeded hash, so a tweet keeps its place on every reload). This is "power" acquisition with
+  exponent 1 (Kirsch et al. 2023, "Stochastic batch acquisition: a simple baseline for deep active
+  learning"): a batch still leans on the uncertain tweets, but it is not the ``batch`` near-copies
+  scored closest to 0.5, and tweets the model is wrong about with some confidence (p = 0.3 has 60%
+  of p = 0.5's weight) keep a fair chance; only near-certain ones (p ~ 0 or 1) are practically
+  never drawn. A tweet with score 0 gets the lowest key, ``log(u) / 1e-12``;
 * ``random``: the control. The score is a seeded hash of ``(seed, id)``, not a draw from a
   random generator, so a tweet keeps its place however often the page is reloaded and
   whichever other tweets are on it.
@@ -21,13 +30,17 @@ tweets without loading TensorFlow: the model's probabilities come from the model
 [1, 3, 2, 0]
 >>> order("disagreement", p, snorkel_probs=np.array([0.1, 0.5, np.nan, 0.6])).tolist()
 [0, 2, 3, 1]
+>>> sorted(order("stochastic_uncertainty", p, seed=3).tolist())
+[0, 1, 2, 3]
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-STRATEGIES = ("least_confidence", "entropy", "disagreement", "random")
+STRATEGIES = ("least_confidence", "entropy", "disagreement", "stochastic_uncertainty", "random")
+# The weight below which a tweet counts as "never draw" in stochastic_uncertainty: keeps its key finite.
+MIN_WEIGHT = 1e-12
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -80,13 +93,33 @@ def random_scores(ids: np.ndarray, seed: int = 0) -> np.ndarray:
     return (mixed >> np.uint64(11)).astype("float64") * 2.0**-53
 
 
+def stochastic_scores(weights: np.ndarray, ids: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Keys of a weighted draw without replacement: sorting them descending draws tweet ``i`` next with
+    probability ``weights[i] / sum(remaining weights)`` (``log(u) / w``, ``u = 1 - random_scores`` in (0, 1]).
+
+    >>> w = np.array([0.5, 0.25, 0.0])
+    >>> k = stochastic_scores(w, np.array([1, 2, 3]), seed=0)
+    >>> bool(k[2] < min(k[0], k[1])), bool(np.all(k <= 0))
+    (True, True)
+
+    Over many seeds the more uncertain tweet comes first about twice as often (weights 0.5 and 0.25):
+
+    >>> first = [int(np.argmax(stochastic_scores(w[:2], np.array([1, 2]), seed=s))) for s in range(2000)]
+    >>> round(first.count(0) / 2000, 1)
+    0.7
+    """
+    u = 1.0 - random_scores(ids, seed)
+    return np.log(u) / np.maximum(np.asarray(weights, dtype="float64"), MIN_WEIGHT)
+
+
 def scores(strategy: str, model_probs: np.ndarray | None, snorkel_probs: np.ndarray | None = None,
            ids: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """Informativeness of each tweet under ``strategy``; higher means ask the annotator first.
 
     ``model_probs`` are the classifier's P(AI) (not needed for ``random``), ``snorkel_probs`` the
     label model's ``slabel_prob`` (only for ``disagreement``; NaN where Snorkel abstained), ``ids``
-    the tweet ids (needed for ``random`` when ``model_probs`` is None; they fix the hash).
+    the tweet ids (needed for ``random`` when ``model_probs`` is None; they fix the hash, and
+    ``stochastic_uncertainty``'s draw; positions stand in for them when None).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"query strategy {strategy!r} is unknown: expected one of {', '.join(STRATEGIES)}")
@@ -100,6 +133,8 @@ def scores(strategy: str, model_probs: np.ndarray | None, snorkel_probs: np.ndar
         _ids(ids, len(p))
     if strategy == "least_confidence":
         return 1.0 - np.maximum(p, 1.0 - p)
+    if strategy == "stochastic_uncertainty":
+        return stochastic_scores(1.0 - np.maximum(p, 1.0 - p), _ids(ids, len(p)), seed)
     if strategy == "entropy":
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
