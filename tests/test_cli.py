@@ -121,6 +121,14 @@ def test_port_in_use_is_reported_with_a_fix(tmp_path):
     assert "InfraConfig.kafka_port" in result.stderr
 
 
+def test_a_state_folder_too_long_for_postgres_socket_is_refused_before_anything_starts(tmp_path):
+    state = tmp_path / ("s" * 100)
+    result = _ssp("infra", "up", env={"SSP_STATE_DIR": str(state), "SSP_KAFKA_BOOTSTRAP": "", "SSP_DATABASE_URL": ""})
+    assert result.returncode != 0
+    assert "SSP_STATE_DIR" in result.stderr and "shorter folder" in result.stderr
+    assert not state.exists()  # refused before Kafka or PostgreSQL wrote anything
+
+
 @pytest.mark.integration
 def test_produce_replays_a_file_into_kafka(stack, fixture_tweets_path, unique_name):
     from ssp.kafka.admin import topic_end_offsets

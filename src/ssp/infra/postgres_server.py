@@ -31,6 +31,10 @@ from ssp.config import (
 )
 from ssp.infra.process import InfraError, ensure_port_free, port_is_open, read_pid, stop_pid, wait_until
 
+# PostgreSQL's unix socket path, ``<socket dir>/.s.PGSQL.<port>``, must fit sockaddr_un's sun_path
+# (108 bytes on Linux, the terminating NUL included).
+MAX_SOCKET_PATH_BYTES = 107
+
 # Roles whose members may run programs or touch files as the server's OS user; the apps' role is in none.
 SERVER_ACCESS_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
 
@@ -141,6 +145,25 @@ class PostgresServer:
     def pid(self) -> int | None:
         return read_pid(self.data_dir / "postmaster.pid")
 
+    def check_socket_path(self) -> None:
+        """An InfraError naming the state folder when PostgreSQL's socket path would be too long for the OS.
+
+        >>> from ssp.config import InfraConfig
+        >>> PostgresServer(InfraConfig(), Path("/tmp/s")).check_socket_path()
+        >>> PostgresServer(InfraConfig(), Path("/tmp/" + "x" * 90)).check_socket_path()
+        Traceback (most recent call last):
+        ...
+        ssp.infra.process.InfraError: PostgreSQL's socket path /tmp/xxx...
+        """
+        path = self.socket_dir / f".s.PGSQL.{self.config.postgres_port}"
+        size = len(os.fsencode(str(path)))
+        if size > MAX_SOCKET_PATH_BYTES:
+            raise InfraError(
+                f"PostgreSQL's socket path {path} is {size} bytes, more than the {MAX_SOCKET_PATH_BYTES} a unix "
+                f"socket path may have: the state folder {self.state_dir} (SSP_STATE_DIR) is "
+                f"{size - MAX_SOCKET_PATH_BYTES} bytes too long; set SSP_STATE_DIR to a shorter folder"
+            )
+
     def is_running(self) -> bool:
         return self.pid() is not None and port_is_open(self.config.postgres_host, self.config.postgres_port)
 
@@ -165,6 +188,7 @@ class PostgresServer:
                 f"InfraConfig.postgres_user and InfraConfig.postgres_superuser are both {c.postgres_user!r}: "
                 "the apps' role must not be the superuser; give them different names"
             )
+        self.check_socket_path()
         ensure_port_free(c.postgres_host, c.postgres_port, "PostgreSQL", "InfraConfig.postgres_port")
         bin_dir = postgres_bin_dir()
         for tool in ("initdb", "pg_ctl", "postgres"):

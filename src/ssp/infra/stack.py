@@ -64,12 +64,14 @@ class LocalStack:
         return [f"{len(kafka)} Kafka broker jars", f"{len(spark)} Spark Kafka connector jars"]
 
     def up(self) -> list[str]:
+        external = self.config.external_database_url
+        if not external:
+            self.postgres.check_socket_path()  # before anything starts
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.external_kafka:
             done = [f"using the Kafka broker at {self.config.kafka_bootstrap} (SSP_KAFKA_BOOTSTRAP)"]
         else:
             done = [self.kafka.start()]
-        external = self.config.external_database_url
         if external:
             ok, detail = database_reachable(external)
             if not ok:
