@@ -70,7 +70,15 @@ from ssp.storage.tables import (
 from ssp.storage.tables import (
     dead_letter_table as dead_letter_schema,  # dead_letter_table is an argument name here
 )
-from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
+from ssp.streaming.runner import (
+    StreamProgress,
+    TaskTransaction,
+    job_checkpoint_dir,
+    kafka_stream,
+    prepare_python_worker,
+    run_until_done,
+    tasks_per_micro_batch,
+)
 from ssp.streaming.tweet_sql import plain_tweets
 from ssp.text import link_domain
 
@@ -361,16 +369,14 @@ def _partition_classifier(database_url: str, tables: ClassifyTables, model_url: 
     version and its threshold come in the ``model_version`` and ``threshold`` columns the driver adds."""
 
     def classify(batches):
-        import psycopg2
-
         from ssp.serving.client import ModelServerError
 
+        prepare_python_worker()
         client = _client(model_url, model_name, serve)
-        conn = None
         seen_ids: set[int] = set()
         records = classified = ai = dead = 0
         failure = None
-        try:
+        with TaskTransaction(database_url) as transaction:
             # Arrow batch by batch, in one transaction: parsing, predicting and writing one batch overlap
             # with Spark reading the next from Kafka
             for batch in batches:
@@ -386,17 +392,11 @@ def _partition_classifier(database_url: str, tables: ClassifyTables, model_url: 
                     check_probabilities(probs, version)
                 except (ModelServerError, ValueError) as err:
                     failure = str(err)
+                    transaction.rollback()
                     continue
-                if conn is None:
-                    conn = psycopg2.connect(database_url)
-                new_rows, new_ai, _ = write_classified(conn, tables, rows, probs, version, threshold)
+                new_rows, new_ai, _ = write_classified(transaction.conn, tables, rows, probs, version, threshold)
                 classified, ai = classified + new_rows, ai + new_ai
-                dead += write_dead_letters(conn, tables.dead, dead_rows)
-            if failure is None and conn is not None:
-                conn.commit()
-        finally:
-            if conn is not None:
-                conn.close()  # without a commit, PostgreSQL rolls the transaction back
+                dead += write_dead_letters(transaction.conn, tables.dead, dead_rows)
         yield _outcome(error=failure) if failure is not None else _outcome(records, classified, ai, dead)
 
     return classify
@@ -542,7 +542,7 @@ class _MicroBatches:
         self.threshold_for = VersionThresholds(settings.model_base_path, settings.threshold)
         # One task per core, not per Kafka partition: a second wave of tasks would double each small
         # micro-batch's fixed cost (task start, Kafka fetch, connections) and so the stream's latency.
-        self.parallelism = max(1, spark.sparkContext.defaultParallelism)
+        self.parallelism = tasks_per_micro_batch(spark)
         self.versions: list[int] = []
         self.retries = 0
         self.undo_on_exit: list[Callable[[], None]] = []

@@ -60,7 +60,6 @@ import io
 import json
 import logging
 import math
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,7 +88,15 @@ from ssp.storage.clusters import (
     stage_assignment_csv,
 )
 from ssp.storage.postgres import libpq_url, make_engine, rows_to_csv, table_exists
-from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
+from ssp.streaming.runner import (
+    StreamProgress,
+    job_checkpoint_dir,
+    kafka_stream,
+    kept_connection_write,
+    prepare_python_worker,
+    run_until_done,
+    tasks_per_micro_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -439,73 +446,6 @@ def process_records(data, *, model: type, state: dict | None, dim: int | None, j
     return PartitionOutcome(first, n, len(order), lines + parsed.getvalue(), dead, stats, candidates)
 
 
-# one psycopg2 connection per Python worker and database, kept across tasks and micro-batches (Spark
-# reuses its Python workers): connecting costs more than a task's COPY of a few thousand rows
-_WORKER_CONNECTIONS: dict[str, Any] = {}
-_WORKER_FROZEN = False
-
-
-def _keep_zip_directory() -> None:
-    """A zip importer's ``invalidate_caches`` in a Python worker: the archives on its path (Spark's
-    ``pyspark.zip`` and ``py4j`` zip) do not change while it lives, so there is nothing to re-read."""
-
-
-def prepare_python_worker() -> None:
-    """Spare a reused Spark Python worker two costs it pays for every task, whatever the task does, which
-    were most of a task of a few thousand points (measured: README, "Streaming k-means"):
-
-    * before each task Spark's worker calls ``importlib.invalidate_caches()``, and Python 3.11's zip
-      importer then re-reads its whole archive's directory (3.12 does it lazily): ``pyspark.zip`` once
-      per package imported from it, some 25,000 entries, about 0.1 s of CPU a task;
-    * after each task the worker runs ``gc.collect()``, which walks every object the imports made
-      (numpy, pyarrow, pandas, SQLAlchemy: some 100,000): frozen once (``gc.freeze``), they are skipped.
-
-    Called at the start of each task of the stream job: it patches the zip importers made since (a
-    no-op ``invalidate_caches``) and freezes the objects of the imports once per process.
-    """
-    import gc
-    import zipimport
-
-    global _WORKER_FROZEN
-    for finder in list(sys.path_importer_cache.values()):
-        if isinstance(finder, zipimport.zipimporter) and "invalidate_caches" not in vars(finder):
-            finder.invalidate_caches = _keep_zip_directory
-    if not _WORKER_FROZEN:
-        gc.freeze()
-        _WORKER_FROZEN = True
-
-
-def kept_connection_write(database_url: str, write: Callable[[Any], None],
-                          connections: dict[str, Any] | None = None) -> None:
-    """``write(conn)`` and commit, in one transaction on the connection to ``database_url`` kept in
-    ``connections`` (default: this Python worker's). When a kept connection fails with a connection error
-    (the server closed it meanwhile) before the commit, nothing was written: a new connection does the
-    write again. Any other failure, or a failure of the commit itself, drops the connection and raises."""
-    import psycopg2
-
-    connections = _WORKER_CONNECTIONS if connections is None else connections
-    while True:
-        conn = connections.get(database_url)
-        fresh = conn is None or conn.closed
-        if fresh:
-            conn = connections[database_url] = psycopg2.connect(database_url)
-        try:
-            write(conn)
-        except BaseException as err:
-            connections.pop(database_url, None)
-            conn.close()  # without a commit, PostgreSQL rolls the transaction back
-            if fresh or not isinstance(err, (psycopg2.OperationalError, psycopg2.InterfaceError)):
-                raise
-            continue
-        try:
-            conn.commit()
-        except BaseException:
-            connections.pop(database_url, None)
-            conn.close()
-            raise
-        return
-
-
 def _partition_worker(database_url: str, tables: ClusterTables, job: str, batch_id: int, model: type,
                       state_broadcast, dim: int | None, max_bytes: int) -> Callable[[Iterator], Iterator]:
     """The function each Spark task runs over its share of a micro-batch (``mapInArrow``): it stages its
@@ -847,7 +787,7 @@ class ClusterJob:
         if kind is StreamingKMeans:
             # one task per core, not one per Kafka partition: each task costs a Python worker hand-off. (A DP
             # model's births need every task's points in one run of Kafka order: one Kafka partition a task.)
-            records = records.coalesce(context.defaultParallelism)
+            records = records.coalesce(tasks_per_micro_batch(records.sparkSession))
         broadcast = context.broadcast(model.local_state() if model.initialised else None)
         try:
             worker = _partition_worker(self.database_url, self.settings.tables, self.settings.job, batch_id, kind,

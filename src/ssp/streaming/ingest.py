@@ -40,7 +40,15 @@ from ssp.storage.tables import (
     validate_identifier,
     versioned_table_name,
 )
-from ssp.streaming.runner import StreamProgress, job_checkpoint_dir, kafka_stream, run_until_done
+from ssp.streaming.runner import (
+    StreamProgress,
+    TaskTransaction,
+    job_checkpoint_dir,
+    kafka_stream,
+    prepare_python_worker,
+    run_until_done,
+    tasks_per_micro_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,26 +93,18 @@ def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes:
     """The function each executor runs over its share of a micro-batch (``mapInArrow``)."""
 
     def write(batches):
-        import psycopg2
         import pyarrow as pa
 
+        prepare_python_worker()
         totals = [0, 0, 0]  # seen, inserted, dead
         seen_ids: set[int] = set()
-        conn = None
-        try:
+        with TaskTransaction(database_url) as transaction:
             for batch in batches:  # written as they come, in the task's one transaction
                 if batch.num_rows == 0:
                     continue
-                if conn is None:
-                    conn = psycopg2.connect(database_url)
-                counts = write_arrow_records(conn, pa.Table.from_batches([batch]), table, dead_table, max_bytes,
-                                             seen_ids)
+                counts = write_arrow_records(transaction.conn, pa.Table.from_batches([batch]), table, dead_table,
+                                             max_bytes, seen_ids)
                 totals = [total + count for total, count in zip(totals, counts, strict=True)]
-            if conn is not None:
-                conn.commit()
-        finally:
-            if conn is not None:
-                conn.close()
         yield pa.RecordBatch.from_pydict({"seen": [totals[0]], "inserted": [totals[1]], "dead": [totals[2]]})
 
     return write
@@ -161,7 +161,7 @@ def run_ingest(
     checkpoint = checkpoint_dir or checkpoint_dir_for(topic, table)
     writer = _partition_writer(database_url, table, dead_table, config.max_record_bytes)
     progress = StreamProgress()
-    parallelism = max(1, spark.sparkContext.defaultParallelism)  # one task per core: see the module's docstring
+    parallelism = tasks_per_micro_batch(spark)  # see the module's docstring
 
     def write_batch(batch_df, batch_id: int) -> None:
         tasks = (  # one row per task, added up here: no shuffle stage for a sum of a few rows

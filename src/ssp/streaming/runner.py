@@ -1,13 +1,17 @@
 """Running a Kafka-sourced Structured Streaming query until a record count, an idle spell, SIGTERM
-or Ctrl-C: the loop the ingest and the classify jobs share."""
+or Ctrl-C: the loop the ingest, classify and clustering jobs share, and what their Python workers share
+(:func:`prepare_python_worker`, a PostgreSQL connection kept across tasks, one task per core)."""
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ssp.config import InfraConfig, StreamingConfig
 from ssp.signals import stop_on_sigterm
@@ -97,12 +101,131 @@ def _import_in_worker(module: str):
     return run
 
 
+# one psycopg2 connection per Python worker and database, kept across tasks and micro-batches (Spark
+# reuses its Python workers): connecting costs more than a task's COPY of a few thousand rows
+_WORKER_CONNECTIONS: dict[str, Any] = {}
+_WORKER_FROZEN = False
+
+
+def _keep_zip_directory() -> None:
+    """A zip importer's ``invalidate_caches`` in a Python worker: the archives on its path (Spark's
+    ``pyspark.zip`` and ``py4j`` zip) do not change while it lives, so there is nothing to re-read."""
+
+
+def prepare_python_worker() -> None:
+    """Spare a reused Spark Python worker two costs it pays for every task, whatever the task does, which
+    were most of a task of a few thousand points (measured: README, "Streaming k-means"):
+
+    * before each task Spark's worker calls ``importlib.invalidate_caches()``, and Python 3.11's zip
+      importer then re-reads its whole archive's directory (3.12 does it lazily): ``pyspark.zip`` once
+      per package imported from it, some 25,000 entries, about 0.1 s of CPU a task;
+    * after each task the worker runs ``gc.collect()``, which walks every object the imports made
+      (numpy, pyarrow, pandas, SQLAlchemy: some 100,000): frozen once (``gc.freeze``), they are skipped.
+
+    Called at the start of each task of the stream job: it patches the zip importers made since (a
+    no-op ``invalidate_caches``) and freezes the objects of the imports once per process.
+    """
+    import gc
+    import zipimport
+
+    global _WORKER_FROZEN
+    for finder in list(sys.path_importer_cache.values()):
+        if isinstance(finder, zipimport.zipimporter) and "invalidate_caches" not in vars(finder):
+            finder.invalidate_caches = _keep_zip_directory
+    if not _WORKER_FROZEN:
+        gc.freeze()
+        _WORKER_FROZEN = True
+
+
+def kept_connection(database_url: str, connections: dict[str, Any] | None = None):
+    """The psycopg2 connection to ``database_url`` kept in ``connections`` (default: this Python worker's),
+    for one transaction: a kept one is checked with ``SELECT 1`` first, and replaced by a new one when the
+    server closed it meanwhile (a restart). The caller commits, or calls :func:`drop_connection` on failure."""
+    import psycopg2
+
+    connections = _WORKER_CONNECTIONS if connections is None else connections
+    conn = connections.get(database_url)
+    if conn is not None and not conn.closed:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return conn
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            conn.close()
+    conn = connections[database_url] = psycopg2.connect(database_url)
+    return conn
+
+
+def drop_connection(database_url: str, connections: dict[str, Any] | None = None) -> None:
+    """Close and forget the kept connection to ``database_url``: PostgreSQL rolls back its open transaction."""
+    conn = (_WORKER_CONNECTIONS if connections is None else connections).pop(database_url, None)
+    if conn is not None:
+        conn.close()
+
+
+def kept_connection_write(database_url: str, write: Callable[[Any], None],
+                          connections: dict[str, Any] | None = None) -> None:
+    """``write(conn)`` and commit, in one transaction on the :func:`kept_connection` to ``database_url``; any
+    failure drops the connection (nothing is committed) and raises."""
+    conn = kept_connection(database_url, connections)
+    try:
+        write(conn)
+        conn.commit()
+    except BaseException:
+        drop_connection(database_url, connections)
+        raise
+
+
+class TaskTransaction:
+    """A Spark task's one transaction on its Python worker's :func:`kept_connection` to ``database_url``,
+    connected at the first use of :attr:`conn`: committed when the ``with`` block ends, dropped (so rolled
+    back) when it raises. :meth:`rollback` undoes what was written and keeps the connection."""
+
+    def __init__(self, database_url: str, connections: dict[str, Any] | None = None) -> None:
+        self.database_url, self.connections, self._conn = database_url, connections, None
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = kept_connection(self.database_url, self.connections)
+        return self._conn
+
+    @property
+    def used(self) -> bool:
+        return self._conn is not None
+
+    def rollback(self) -> None:
+        if self._conn is not None:
+            self._conn.rollback()
+
+    def __enter__(self) -> TaskTransaction:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self._conn is None:
+            return
+        try:
+            if kind is None:
+                self._conn.commit()
+                return
+        except BaseException:
+            drop_connection(self.database_url, self.connections)
+            raise
+        drop_connection(self.database_url, self.connections)
+
+
+def tasks_per_micro_batch(spark) -> int:
+    """One task per core, not one per Kafka partition, for a stream's micro-batches: every task costs a
+    Python worker hand-off, and a second wave of tasks doubles a small micro-batch's fixed cost."""
+    return max(1, spark.sparkContext.defaultParallelism)
+
+
 def warm_python_workers(spark, module: str) -> None:
     """Start the Python workers of one task per core and import ``module`` in each, so that the stream's
     first micro-batch finds them ready (Spark reuses a worker from task to task). A worker's start and
     imports otherwise fall on the first micro-batch with records: about 1-2 s on 2 cores (SQLAlchemy alone
     takes 1 s to import), a delay every tweet of that batch, and of the backlog it leaves, waits out."""
-    parallelism = max(1, spark.sparkContext.defaultParallelism)
+    parallelism = tasks_per_micro_batch(spark)
     start = time.monotonic()
     try:
         spark.range(parallelism, numPartitions=parallelism).mapInArrow(_import_in_worker(module), "ok long").collect()
