@@ -88,7 +88,7 @@ def test_random_score_in_sql_is_bit_for_bit_the_python_one(conn):
             assert np.array_equal(in_sql, strategies.random_scores(ids, seed)), seed
 
 
-@pytest.mark.parametrize("strategy", strategies.STRATEGIES)
+@pytest.mark.parametrize("strategy", strategies.QUEUE_STRATEGIES)
 def test_queue_order_in_sql_is_strategies_order(stack, conn, strategy):
     tweets = random_tweets(60, seed=3, labelled_every=7)
     table = create_dataset_table(stack.database_url, tweets)
@@ -150,6 +150,8 @@ def test_cursor_tokens_are_checked():
     assert queue.QueueCursor.parse("1~-0.25~99") == queue.QueueCursor(1, -0.25, 99)
     with pytest.raises(queue.QueueError, match="strategy 'smart' is unknown"):
         queue.queue_page(None, "train_dataset_1", "smart", 10)
+    with pytest.raises(queue.QueueError, match="picks whole batches .* only ssp al simulate does"):
+        queue.queue_page(None, "train_dataset_1", "diverse_uncertainty", 10)
 
 
 def explain(conn, sql: str, params: list) -> str:

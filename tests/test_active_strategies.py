@@ -7,7 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from ssp.active.strategies import STRATEGIES, order, random_scores, scores, stochastic_scores
+from ssp.active.strategies import (
+    DIVERSITY_PREFILTER,
+    STRATEGIES,
+    diverse_batch,
+    order,
+    random_scores,
+    scores,
+    stochastic_scores,
+    text_vectors,
+)
 
 # P(AI) of six tweets; positions 1 and 4 are equally uncertain (0.4 and 0.6), 2 and 5 equally sure.
 MODEL = np.array([0.95, 0.4, 0.0, 0.5, 0.6, 1.0])
@@ -98,9 +107,10 @@ def test_random_order_is_the_same_in_a_fresh_process():
 def test_every_strategy_returns_a_permutation_most_informative_first():
     rng = np.random.default_rng(0)
     model, snorkel = rng.random(50), rng.random(50)
+    texts = [f"post {i} about topic {i % 7}" for i in range(50)]
     for strategy in STRATEGIES:
-        ranked = order(strategy, model, snorkel, ids=np.arange(50))
-        values = scores(strategy, model, snorkel, ids=np.arange(50))
+        ranked = order(strategy, model, snorkel, ids=np.arange(50), texts=texts, batch=5)
+        values = scores(strategy, model, snorkel, ids=np.arange(50), texts=texts, batch=5)
         assert sorted(ranked.tolist()) == list(range(50))
         assert (np.diff(values[ranked]) <= 0).all(), strategy
 
@@ -117,7 +127,44 @@ def test_every_strategy_returns_a_permutation_most_informative_first():
     (lambda: scores("random", None), "needs ids or model_probs"),
     (lambda: order("least_confidence", MODEL, ids=np.array([1, 2])), "one id per tweet"),
     (lambda: order("random", None, ids=np.array(["a", "b"])), "ids must be integers"),
+    (lambda: scores("diverse_uncertainty", MODEL), "needs the tweets' texts and the batch size"),
+    (lambda: diverse_batch(MODEL, ["a"], 2), "texts has 1 entries but model_probs has 6"),
+    (lambda: diverse_batch(MODEL, ["a"] * 6, 0), "batch must be an integer of 1 or more"),
 ])
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# Three kinds of post, eight near-copies of each, all uncertain; the first kind the most. Then sure ones.
+KINDS = ("fine-tuning the LLM with LoRA adapters, loss {}", "my cat sleeps on the sofa again {}",
+         "what a football match tonight, {} goals")
+POOL_TEXTS = [kind.format(i) for kind in KINDS for i in range(8)] + [f"sure post number {i}" for i in range(6)]
+POOL_PROBS = np.array([0.5] * 8 + [0.45] * 8 + [0.42] * 8 + [0.99] * 6)
+
+
+def test_diverse_uncertainty_asks_about_each_kind_of_post_where_least_confidence_asks_about_one():
+    kind_of = [i // 8 for i in range(24)] + [3] * 6
+    top = order("least_confidence", POOL_PROBS)[:3]
+    diverse = order("diverse_uncertainty", POOL_PROBS, texts=POOL_TEXTS, batch=3)[:3]
+    assert {kind_of[i] for i in top} == {0}
+    assert sorted(kind_of[i] for i in diverse) == [0, 1, 2]
+    # most uncertain first, and the same batch for the same seed
+    assert (np.diff(POOL_PROBS[diverse]) <= 0).all()
+    assert diverse.tolist() == order("diverse_uncertainty", POOL_PROBS, texts=POOL_TEXTS, batch=3)[:3].tolist()
+
+
+def test_a_diverse_batch_comes_from_the_most_uncertain_and_is_never_short():
+    batch = diverse_batch(POOL_PROBS, POOL_TEXTS, 2, seed=4)
+    prefilter = order("least_confidence", POOL_PROBS)[:DIVERSITY_PREFILTER * 2]
+    assert len(set(batch.tolist())) == 2 and set(batch.tolist()) <= set(prefilter.tolist())
+    # copies of one text make empty clusters; the next most uncertain posts fill the batch
+    copies = diverse_batch(np.array([0.5, 0.5, 0.5, 0.1]), ["same text"] * 4, 3)
+    assert copies.tolist() == [0, 1, 2]
+    assert diverse_batch(POOL_PROBS[:2], POOL_TEXTS[:2], 5).tolist() == [0, 1]
+
+
+def test_text_vectors_are_unit_vectors_of_shared_character_ngrams():
+    vectors = text_vectors(["Fine-tuning LLMs", "fine tuning llms!!", "Fußball heute", "   "])
+    assert np.allclose(np.linalg.norm(vectors[:3], axis=1), 1.0) and not vectors[3].any()
+    assert vectors[0] @ vectors[1] > 0.99 and vectors[0] @ vectors[2] < 0.1

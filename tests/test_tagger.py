@@ -217,6 +217,8 @@ def test_token_is_required_outside_tests(stack, monkeypatch):
     monkeypatch.setenv("SSP_TAGGER_TOKEN", TOKEN)
     with pytest.raises(TaggerConfigError, match="strategy 'smart' is unknown"):
         create_app(stack.database_url, al_config=ActiveLearningConfig(strategy="smart"))
+    with pytest.raises(TaggerConfigError, match="'diverse_uncertainty' picks whole batches"):
+        create_app(stack.database_url, al_config=ActiveLearningConfig(strategy="diverse_uncertainty"))
     app = create_app(stack.database_url)
     try:
         assert app.debug is False and app.testing is False

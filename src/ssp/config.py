@@ -431,7 +431,7 @@ class RepostConfig:
 class ActiveLearningConfig:
     """The tagger's query strategies and the retrain loop (ssp al)."""
 
-    strategy: str = "least_confidence"  # least_confidence | entropy | disagreement | stochastic_uncertainty | random
+    strategy: str = "least_confidence"  # the tagger's: least_confidence | entropy | disagreement | stochastic_uncertainty | random
     retrain_every: int = 50
     simulate_rounds: int = 10
     simulate_batch: int = 20

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ssp.active.strategies import MIN_WEIGHT, STRATEGIES
+from ssp.active.strategies import MIN_WEIGHT, queue_strategy_problem
 from ssp.errors import SspError
 from ssp.storage.postgres import advisory_lock_key
 from ssp.storage.tables import MODEL_SCORES_TABLE, model_scores_table, validate_identifier
@@ -102,8 +102,9 @@ class QueueError(SspError, ValueError):
 
 
 def _check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise QueueError(f"query strategy {strategy!r} is unknown: expected one of {', '.join(STRATEGIES)}")
+    problem = queue_strategy_problem(strategy)
+    if problem is not None:
+        raise QueueError(problem)
     return strategy
 
 

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ssp.active.strategies import STRATEGIES, order
+from ssp.active.strategies import BATCH_STRATEGIES, STRATEGIES, order
 from ssp.charts import pyplot, save_figure
 from ssp.config import LabelConfig, TrainConfig
 from ssp.errors import SspError
@@ -608,7 +608,8 @@ def simulate(data: SimulationData, strategies: Sequence[str] = DEFAULT_STRATEGIE
                 candidates = np.flatnonzero(~labelled)
                 ranked = order(strategy, None if probs is None or strategy == CONTROL else probs[candidates],
                                pool.snorkel_probs[candidates] if strategy == "disagreement" else None,
-                               ids=pool.ids[candidates], seed=seed)
+                               ids=pool.ids[candidates], seed=seed,
+                               texts=pool.texts[candidates] if strategy in BATCH_STRATEGIES else None, batch=batch)
                 labelled[candidates[ranked[:batch]]] = True
                 model = _round_model(data, labelled, seed_config, setting)
                 f1 = float(evaluate(model, test_texts, test_labels)["f1"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ssp.active.strategies import STRATEGIES
+from ssp.active.strategies import QUEUE_STRATEGIES
 from ssp.config import ActiveLearningConfig, InfraConfig, WebConfig
 
 
@@ -12,7 +12,7 @@ from ssp.config import ActiveLearningConfig, InfraConfig, WebConfig
 @click.option("--host", default=None, help="Address to listen on (default: WebConfig.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
               help="Port to listen on; 0 picks a free one (default: WebConfig.tagger_port, 5002).")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
+@click.option("--strategy", type=click.Choice(QUEUE_STRATEGIES), default=None,
               help="The queue's default query strategy (default: ActiveLearningConfig.strategy); annotators can "
                    "pick another on the page.")
 @click.option("--model-url", default=None, metavar="URL",

@@ -50,7 +50,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ssp.active.loop import ActiveLoop
-from ssp.active.strategies import STRATEGIES
+from ssp.active.strategies import queue_strategy_problem
 from ssp.config import ActiveLearningConfig, InfraConfig, ServeConfig, TrainConfig, WebConfig
 from ssp.errors import database_reason
 from ssp.storage.postgres import make_engine
@@ -106,9 +106,9 @@ def _settings(config: Mapping[str, Any] | str | None, web_config: WebConfig | No
 
 def _check(settings: dict[str, Any]) -> None:
     al_config, web = settings["SSP_AL"], settings["SSP_WEB"]
-    if al_config.strategy not in STRATEGIES:
-        raise TaggerConfigError(f"ActiveLearningConfig.strategy {al_config.strategy!r} is unknown: expected one of "
-                                f"{', '.join(STRATEGIES)}")
+    problem = queue_strategy_problem(al_config.strategy)
+    if problem is not None:
+        raise TaggerConfigError(f"ActiveLearningConfig.strategy: {problem}")
     token = str(settings["SSP_TAGGER_TOKEN"] or "").strip()
     if not token and not settings["TESTING"]:
         raise TaggerConfigError(f"{TOKEN_ENV} is not set: the tagger signs annotators in with a shared token; "

@@ -9,7 +9,7 @@ from flask import current_app, g, request
 
 from ssp.active import queue
 from ssp.active.loop import ActiveLoop
-from ssp.active.strategies import STRATEGIES
+from ssp.active.strategies import queue_strategy_problem
 from ssp.web.common import ParameterError, int_param, single_value
 from ssp.web.tagger.names import TWEET_ID
 from ssp.web.tagger.store import TableState, TaggerData
@@ -42,8 +42,9 @@ def open_table(name: str | None) -> TableState:
 
 def strategy_arg(args) -> str:
     strategy = single_value(args, "strategy") or current_app.config["SSP_AL"].strategy
-    if strategy not in STRATEGIES:
-        raise ParameterError("strategy", f"strategy {strategy!r} is unknown: expected one of {', '.join(STRATEGIES)}")
+    problem = queue_strategy_problem(strategy)
+    if problem is not None:
+        raise ParameterError("strategy", problem)
     return strategy
 
 

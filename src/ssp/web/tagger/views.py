@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
 
-from ssp.active.strategies import STRATEGIES
+from ssp.active.strategies import QUEUE_STRATEGIES
 from ssp.web.common import ParameterError, reject_unknown, single_value
 from ssp.web.tagger.exports import EXPORT_FORMATS, export_csv, export_jsonl, export_parquet
 from ssp.web.tagger.names import ImportRejected
@@ -37,7 +37,7 @@ def label_text(label: int | None) -> str:
 @bp.get("/")
 def tables_page() -> str:
     reject_unknown(request.args, ())
-    return render_template("tagger/tables.html", versions=tagger_data().tables(), strategies=STRATEGIES,
+    return render_template("tagger/tables.html", versions=tagger_data().tables(), strategies=QUEUE_STRATEGIES,
                            default_strategy=current_app.config["SSP_AL"].strategy)
 
 
@@ -58,7 +58,7 @@ def tag_page() -> str:
     result = tagger_data().rows(state, **args)
     return render_template("tagger/tag.html", table_name=state.name, result=result, status=table_status(state),
                            filters=FILTER_NAMES,
-                           strategies=STRATEGIES, label_names=LABEL_NAMES)
+                           strategies=QUEUE_STRATEGIES, label_names=LABEL_NAMES)
 
 
 @bp.get("/api/rows")
