@@ -343,6 +343,9 @@ def test_client_batches_in_order_and_names_the_version(server_url):
         assert client.available_version() == 2
         assert client.metadata()["model_spec"]["version"] == "2"
         assert {s["version"] for s in client.status()["model_version_status"]} == {"1", "2"}
+    # requests cut by their texts' length too (0+1+..+4 = 10 characters, then 5+6, ...): the same answers
+    with PredictClient(server_url, TOY_MODEL, batch_size=100, max_request_chars=12) as client:
+        np.testing.assert_array_equal(client.predict(texts), np.arange(11, dtype=np.float32) * 2)
 
 
 def test_client_refuses_bad_texts_by_index(server_url):

@@ -3,7 +3,8 @@
 It speaks only the documented REST API, so it works against ``tensorflow_model_server`` and
 against ``ssp serve``'s own server alike. Texts go out in batches of ``batch_size`` over
 pooled keep-alive connections (urllib3 directly: requests' extra layers cost about 0.6 ms
-a call, a quarter of a 256-text batch's round trip); a request that fails for a reason that
+a call, a quarter of a 256-text batch's round trip; the model itself spends 70 µs of CPU a text
+in batches of 256, 54 µs in batches of 1,000); a request that fails for a reason that
 may pass (no connection, a timeout, a 5xx) is retried with exponential backoff, one that the
 server refused (4xx) is not, and what finally fails raises :class:`ModelServerError` naming
 the URL and the server's own message.
@@ -39,6 +40,28 @@ VERSION_HEADER = "X-Ssp-Model-Version"  # sent by ssp's own server; TF Serving's
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
+def request_slices(lengths: Sequence[int], batch_size: int, max_chars: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each request for texts of these lengths: at most ``batch_size`` texts, and
+    texts of at most ``max_chars`` characters in all unless one text alone is longer.
+
+    >>> request_slices([10] * 5, 2, 100)
+    [(0, 2), (2, 4), (4, 5)]
+    >>> request_slices([60, 50, 500, 10, 10], 10, 100)
+    [(0, 1), (1, 2), (2, 3), (3, 5)]
+    >>> request_slices([], 4, 100)
+    []
+    """
+    slices, start, chars = [], 0, 0
+    for index, length in enumerate(lengths):
+        if index > start and (index - start == batch_size or chars + length > max_chars):
+            slices.append((start, index))
+            start, chars = index, 0
+        chars += length
+    if start < len(lengths):
+        slices.append((start, len(lengths)))
+    return slices
+
+
 class ModelServerError(SspError, RuntimeError):
     """A call to the model server failed; the message names the URL and the server's reason."""
 
@@ -61,7 +84,10 @@ class PredictClient:
     timeout: float = 10.0
     retries: int = 3
     backoff: float = 0.2
-    batch_size: int = 256
+    batch_size: int = 1000
+    # a request also ends before its texts pass this many characters (a batch of 25,000-character note
+    # tweets would pass the server's 16 MiB body limit, a 413 no retry can cure); one longer text goes alone
+    max_request_chars: int = 1_000_000
     signature_name: str | None = None
     output_name: str = "ai_prob"
     pool_size: int = 8
@@ -76,6 +102,7 @@ class PredictClient:
             (self.retries < 0, f"retries must be 0 or more, got {self.retries}"),
             (self.backoff < 0, f"backoff must be 0 or more seconds, got {self.backoff}"),
             (self.batch_size < 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.max_request_chars < 1, f"max_request_chars must be at least 1, got {self.max_request_chars}"),
         ):
             if wrong:
                 raise ClientConfigError(problem)
@@ -189,8 +216,8 @@ class PredictClient:
     def _predict_batches(self, texts: list[str], version: int | None = None) -> tuple[np.ndarray, set[int]]:
         parts, versions = [], set()
         url = f"{self.model_url}:predict" if version is None else f"{self.model_url}/versions/{version}:predict"
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start:start + self.batch_size]
+        for start, stop in request_slices([len(text) for text in texts], self.batch_size, self.max_request_chars):
+            batch = texts[start:stop]
             body: dict[str, Any] = {"instances": batch}
             if self.signature_name:
                 body["signature_name"] = self.signature_name

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssp.config import InfraConfig, IngestConfig, TopicsConfig
-from ssp.kafka.records import split_records, write_dead_letters
+from ssp.kafka.records import cycle_collector_paused, split_records, write_dead_letters
 from ssp.storage.postgres import (
     copy_csv_ignore_conflicts,
     ensure_tables,
@@ -98,7 +98,8 @@ def _partition_writer(database_url: str, table: str, dead_table: str, max_bytes:
         prepare_python_worker()
         totals = [0, 0, 0]  # seen, inserted, dead
         seen_ids: set[int] = set()
-        with TaskTransaction(database_url) as transaction:
+        # the cycle collector waits for the end of the task, where Spark's worker runs gc.collect()
+        with TaskTransaction(database_url) as transaction, cycle_collector_paused():
             for batch in batches:  # written as they come, in the task's one transaction
                 if batch.num_rows == 0:
                     continue
