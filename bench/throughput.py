@@ -99,7 +99,8 @@ def measure_producer(infra, n: int, partitions: int, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------- 2. classify against reading the topic
-def measure_classify(spark, infra, server, work: Path, n: int, partitions: int, seed: int, conn) -> dict:
+def measure_classify(spark, infra, server, work: Path, n: int, partitions: int, seed: int, conn,
+                     warm_up: int = 0) -> dict:
     from classify import MODEL_NAME, batch_durations, time_kafka_read
     from ssp.config import ClassifyConfig, ServeConfig
     from ssp.kafka.admin import ensure_topic
@@ -109,15 +110,29 @@ def measure_classify(spark, infra, server, work: Path, n: int, partitions: int, 
 
     run = uuid.uuid4().hex[:8]
     topic, version = f"bench_throughput_{run}", 10**6 + int(run, 16) % 10**9
-    ensure_topic(infra.kafka_bootstrap, topic, partitions)
+    warm_topic, warm_version = f"bench_throughput_warm_{run}", version + 1
     producer = make_producer(infra.kafka_bootstrap, linger_ms=50, batch_size=1024 * 1024)
     try:
-        print(produce(synthetic_payloads(n, seed=seed), producer, topic, show_progress=False).line(topic, None))
+        for name, count, offset in ((topic, n, 0), (warm_topic, warm_up, 1)):
+            ensure_topic(infra.kafka_bootstrap, name, partitions)
+            print(produce(synthetic_payloads(count, seed=seed + offset), producer, name, show_progress=False)
+                  .line(name, None))
     finally:
         producer.close()
     time_kafka_read(spark, infra, topic, n)  # warm-up: the Kafka source's first job
     read_seconds = [time_kafka_read(spark, infra, topic, n)]
     tables = ClassifyTables.for_version(version, "dead_letter_tweets")
+    if warm_up:
+        # the same job on other tweets first, untimed, as the read has its warm-up: a new JVM spends the first
+        # seconds compiling (measured: 5.5 s of the C2 compiler's CPU in a first run over 100,000 tweets, 40% of
+        # the JVM's), which a classify stream that runs for hours pays once
+        started = time.perf_counter()
+        run_classify(spark, infra=infra, config=ClassifyConfig(), serve=ServeConfig(), topic=warm_topic,
+                     version=warm_version, model_url=server.url, model_name=MODEL_NAME, max_records=warm_up,
+                     checkpoint_dir=work / f"classify-warm-{run}")
+        print(f"classify warm-up: {warm_up} other tweets in {time.perf_counter() - started:.1f} s (untimed)")
+        warm_tables = ClassifyTables.for_version(warm_version, "dead_letter_tweets")
+        drop(conn, warm_tables.classified, warm_tables.ai, warm_tables.urls)
     listener = batch_durations(spark)
     result = run_classify(spark, infra=infra, config=ClassifyConfig(), serve=ServeConfig(), topic=topic,
                           version=version, model_url=server.url, model_name=MODEL_NAME, max_records=n,
@@ -137,7 +152,8 @@ def measure_classify(spark, infra, server, work: Path, n: int, partitions: int, 
           f"{rate / read_rate:.2f}x (load {load()})", flush=True)
     drop(conn, tables.classified, tables.ai, tables.urls)
     return {"classify_tweets_per_s": round(rate), "kafka_read_tweets_per_s": round(read_rate),
-            "classify_over_kafka_read": round(rate / read_rate, 3), "classify_micro_batches": result.batches}
+            "classify_over_kafka_read": round(rate / read_rate, 3), "classify_micro_batches": result.batches,
+            "classify_warm_up_tweets": warm_up}
 
 
 # ---------------------------------------------------------------- 3. end-to-end latency
@@ -345,6 +361,8 @@ def drop(conn, *tables: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="tweets of the classify run (default 100000)")
+    parser.add_argument("--classify-warm-up", type=int, default=50_000,
+                        help="tweets of an untimed classify run before it, on a topic of their own (default 50000)")
     parser.add_argument("--producer-tweets", type=int, default=200_000, help="tweets a producer run sends")
     parser.add_argument("--rate", type=float, default=1_000.0, help="tweets/s of the latency run (default 1000)")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of the latency run (default 30)")
@@ -358,6 +376,8 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(PARTS), help=f"a comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--gin-param", action="append", default=[], help="a gin binding, as `ssp --gin-param`")
     args = parser.parse_args()
+    if args.classify_warm_up < 0:
+        parser.error(f"--classify-warm-up must be 0 or more tweets, got {args.classify_warm_up}")
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--only: unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
@@ -396,7 +416,7 @@ def main() -> None:
                     client.wait_until_available(60)
                 if "classify" in parts:
                     figures.update(measure_classify(spark, infra, server, work, args.n, args.partitions, args.seed,
-                                                    conn))
+                                                    conn, args.classify_warm_up))
                 if "latency" in parts:
                     # the classify tasks' Python workers started, as a stream running for a while has them (the
                     # classify part above starts them too)
