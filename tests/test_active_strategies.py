@@ -15,6 +15,7 @@ from ssp.active.strategies import (
     random_scores,
     scores,
     stochastic_scores,
+    text_density,
     text_vectors,
 )
 
@@ -128,6 +129,7 @@ def test_every_strategy_returns_a_permutation_most_informative_first():
     (lambda: order("least_confidence", MODEL, ids=np.array([1, 2])), "one id per tweet"),
     (lambda: order("random", None, ids=np.array(["a", "b"])), "ids must be integers"),
     (lambda: scores("diverse_uncertainty", MODEL), "needs the tweets' texts and the batch size"),
+    (lambda: scores("density_uncertainty", MODEL), "density_uncertainty strategy needs the tweets' texts"),
     (lambda: diverse_batch(MODEL, ["a"], 2), "texts has 1 entries but model_probs has 6"),
     (lambda: diverse_batch(MODEL, ["a"] * 6, 0), "batch must be an integer of 1 or more"),
 ])
@@ -152,6 +154,20 @@ def test_diverse_uncertainty_asks_about_each_kind_of_post_where_least_confidence
     # most uncertain first, and the same batch for the same seed
     assert (np.diff(POOL_PROBS[diverse]) <= 0).all()
     assert diverse.tolist() == order("diverse_uncertainty", POOL_PROBS, texts=POOL_TEXTS, batch=3)[:3].tolist()
+
+
+def test_density_uncertainty_asks_about_a_typical_uncertain_post_before_an_uncertain_outlier():
+    # an outlier scored 0.5 and 24 posts of three kinds scored 0.42-0.5: least confidence asks about the outlier
+    # among the first, density about the 24 posts like many others first, then the outlier, then the sure posts
+    texts = ["zzzq xxyv wwpk", *POOL_TEXTS]
+    probs = np.concatenate([[0.5], POOL_PROBS])
+    assert 0 in order("least_confidence", probs)[:9].tolist()
+    ranked = order("density_uncertainty", probs, texts=texts).tolist()
+    assert set(ranked[:24]) == set(range(1, 25)) and ranked[24] == 0
+    density = text_density(texts)
+    assert density[0] < 0.05 and (density[1:25] > 0.2).all()  # the outlier shares only hash collisions
+    np.testing.assert_allclose(scores("density_uncertainty", probs, texts=texts),
+                               (1 - np.maximum(probs, 1 - probs)) * density)
 
 
 def test_a_diverse_batch_comes_from_the_most_uncertain_and_is_never_short():

@@ -27,6 +27,11 @@ tweets without loading TensorFlow: the model's probabilities come from the model
   each tweet weighing its least confidence, and the tweet nearest each group's centre is asked
   first. Top-``batch`` least confidence asks about ``batch`` near-copies of one kind of post at
   once; this asks about ``batch`` kinds. It needs the tweets' texts and the batch size;
+* ``density_uncertainty``: least confidence times how typical a tweet's text is of the pool it is
+  ranked in (its mean cosine similarity to the others, :func:`text_density`): "information density"
+  (Settles and Craven 2008). An uncertain outlier (a one-off text, spam, another language's only post)
+  teaches the model little about the rest; an uncertain post like many others teaches it about all of
+  them. It needs the texts of the whole pool, which only ``ssp al simulate`` passes;
 * ``random``: the control. The score is a seeded hash of ``(seed, id)``, not a draw from a
   random generator, so a tweet keeps its place however often the page is reloaded and
   whichever other tweets are on it.
@@ -58,9 +63,9 @@ import numpy as np
 from ssp.clustering.seeding import kmeans_plus_plus
 
 STRATEGIES = ("least_confidence", "entropy", "disagreement", "stochastic_uncertainty", "diverse_uncertainty",
-              "random")
-# Strategies that pick a whole batch from the tweets' texts, rather than score each tweet alone.
-BATCH_STRATEGIES = ("diverse_uncertainty",)
+              "density_uncertainty", "random")
+# Strategies that need the texts of the tweets they rank (a whole batch, or the pool), not each tweet alone.
+BATCH_STRATEGIES = ("diverse_uncertainty", "density_uncertainty")
 # The tagger's queue ranks one tweet at a time in SQL, so it offers the per-tweet strategies.
 QUEUE_STRATEGIES = tuple(s for s in STRATEGIES if s not in BATCH_STRATEGIES)
 # diverse_uncertainty clusters this many times the batch of most uncertain tweets (Zhdanov 2019's beta).
@@ -78,6 +83,8 @@ def queue_strategy_problem(strategy: str) -> str | None:
 
     >>> queue_strategy_problem("random") is None
     True
+    >>> queue_strategy_problem("density_uncertainty").split(",")[0]
+    "query strategy 'density_uncertainty' weighs each post by the texts of the whole pool"
     >>> queue_strategy_problem("smart")
     "query strategy 'smart' is unknown: expected one of least_confidence, entropy, disagreement, \
 stochastic_uncertainty, random"
@@ -85,8 +92,10 @@ stochastic_uncertainty, random"
     if strategy in QUEUE_STRATEGIES:
         return None
     if strategy in BATCH_STRATEGIES:
-        return (f"query strategy {strategy!r} picks whole batches from the posts' texts, which only ssp al simulate "
-                f"does; the tagger's queue ranks by one of {', '.join(QUEUE_STRATEGIES)}")
+        needs = ("picks whole batches from the posts' texts" if strategy == "diverse_uncertainty"
+                 else "weighs each post by the texts of the whole pool")
+        return (f"query strategy {strategy!r} {needs}, which only ssp al simulate does; the tagger's queue ranks "
+                f"by one of {', '.join(QUEUE_STRATEGIES)}")
     return f"query strategy {strategy!r} is unknown: expected one of {', '.join(QUEUE_STRATEGIES)}"
 
 
@@ -179,6 +188,18 @@ def text_vectors(texts: Sequence[str], dim: int = TEXT_VECTOR_DIM) -> np.ndarray
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
+def text_density(texts: Sequence[str]) -> np.ndarray:
+    """Each text's mean cosine similarity to the others (:func:`text_vectors`): how typical of the pool it is.
+
+    >>> [round(float(d), 2) for d in text_density(["LLM agents", "llm agents!", "sunny day"])]
+    [0.5, 0.5, 0.0]
+    """
+    vectors = text_vectors(texts)
+    if len(vectors) < 2:
+        return np.ones(len(vectors))
+    return np.clip((vectors @ vectors.sum(axis=0) - (vectors**2).sum(axis=1)) / (len(vectors) - 1), 0.0, None)
+
+
 def diverse_batch(model_probs: np.ndarray, texts: Sequence[str], batch: int, ids: np.ndarray | None = None,
                   seed: int = 0, prefilter: int = DIVERSITY_PREFILTER) -> np.ndarray:
     """Indices of ``batch`` tweets, uncertain and unlike each other, most uncertain first (see the module's
@@ -257,6 +278,10 @@ def scores(strategy: str, model_probs: np.ndarray | None, snorkel_probs: np.ndar
         values = 1.0 - np.maximum(p, 1.0 - p)
         values[diverse_batch(p, texts, batch, ids, seed)] += 1.0
         return values
+    if strategy == "density_uncertainty":
+        if texts is None:
+            raise ValueError("the density_uncertainty strategy needs the tweets' texts")
+        return (1.0 - np.maximum(p, 1.0 - p)) * text_density(texts)
     if strategy == "entropy":
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
