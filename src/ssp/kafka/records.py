@@ -22,7 +22,8 @@ from ssp.storage.postgres import copy_insert_ignore_conflicts, pg_bytea_literal
 from ssp.storage.tables import DEAD_LETTER_COLUMNS, DEAD_LETTER_KEY, KAFKA_POSITION_COLUMNS
 from ssp.tweets import Tweet, TweetParseError, parse_tweet
 
-__all__ = ["RowText", "StreamTweet", "cycle_collector_paused", "dead_letter_row", "parse_record", "split_records", "write_dead_letters"]
+__all__ = ["RowText", "StreamTweet", "cycle_collector_paused", "dead_letter_row", "parse_record", "split_records",
+           "write_dead_letters"]
 
 RowText = tuple  # one dead-letter row in PostgreSQL text form, in DEAD_LETTER_COLUMNS order
 
