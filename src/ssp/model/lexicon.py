@@ -22,6 +22,7 @@ in any spacing, with hyphens or underscores, or run together as a hashtag; an en
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -126,7 +127,7 @@ def lexicon_layer(lists: Sequence[Sequence[str]]):
     class LexiconFeatures(keras.layers.Layer):
         def call(self, texts):
             texts = tf.reshape(texts, [-1])
-            found = [tf.reduce_any(tf.stack([tf.strings.regex_full_match(texts, p) for p in pieces], axis=1), axis=1)
+            found = [functools.reduce(tf.logical_or, (tf.strings.regex_full_match(texts, p) for p in pieces))
                      for pieces in patterns]
             return tf.cast(tf.stack(found, axis=1), tf.float32)
 
